@@ -1,0 +1,14 @@
+import type { Config } from 'jest';
+
+const config: Config = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] },
+  // PGlite boots in a few seconds and s3rver/simulator tests do real I/O.
+  testTimeout: 30_000,
+  // Two cores here; more workers only contend.
+  maxWorkers: 2,
+};
+
+export default config;
