@@ -1,0 +1,61 @@
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+import { PgDatabase } from '../../src/adapters/ledger/pg-database';
+import { PgliteDatabase } from '../../src/adapters/ledger/pglite-database';
+import type { SqlDatabase } from '../../src/adapters/ledger/sql';
+
+/** A database the test owns: `open` may be called several times (several "replicas"). */
+export interface TestDatabase {
+  name: string;
+  open(): Promise<SqlDatabase>;
+  dispose(): Promise<void>;
+}
+
+async function freshPostgres(adminUrl: string): Promise<TestDatabase> {
+  const dbName = `vault_t_${randomBytes(6).toString('hex')}`;
+  const admin = new Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  await admin.end();
+  const url = new URL(adminUrl);
+  url.pathname = `/${dbName}`;
+  const opened: SqlDatabase[] = [];
+  return {
+    name: 'postgres',
+    async open() {
+      const db = new PgDatabase({ connectionString: url.toString(), max: 5 });
+      opened.push(db);
+      return db;
+    },
+    async dispose() {
+      await Promise.all(opened.map((db) => db.close().catch(() => undefined)));
+      const drop = new Client({ connectionString: adminUrl });
+      await drop.connect();
+      await drop.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+      await drop.end();
+    },
+  };
+}
+
+async function freshPglite(): Promise<TestDatabase> {
+  // One in-memory instance per test file: a fresh PGlite costs seconds (initdb).
+  const db = await PgliteDatabase.open();
+  return {
+    name: 'pglite',
+    open: async () => db,
+    dispose: () => db.close(),
+  };
+}
+
+/** PGlite always; PostgreSQL too when TEST_DATABASE_URL is set (CI sets it). */
+export const testDatabaseKinds: Array<[string, () => Promise<TestDatabase>]> = [
+  ['pglite', freshPglite],
+  ...(process.env.TEST_DATABASE_URL
+    ? [
+        ['postgres', () => freshPostgres(process.env.TEST_DATABASE_URL!)] as [
+          string,
+          () => Promise<TestDatabase>,
+        ],
+      ]
+    : []),
+];
