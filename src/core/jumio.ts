@@ -307,6 +307,8 @@ export class JumioUpstreamError extends JumioError {
   constructor(
     readonly operation: string,
     readonly status: number,
+    /** A 503 may carry Retry-After too; null when absent. */
+    readonly retryAfterMs: number | null = null,
   ) {
     super('jumio_upstream_error', `${operation}: Jumio answered HTTP ${status}`);
   }
@@ -380,6 +382,14 @@ export class UnsafeFacemapUrlError extends JumioError {
   readonly transient = false;
   constructor(readonly reason: string) {
     super('unsafe_facemap_url', `refused facemap URL: ${reason}`);
+  }
+}
+
+/** The client's own settings are unusable (bad base URL, credentials or User-Agent). */
+export class JumioConfigurationError extends JumioError {
+  readonly transient = false;
+  constructor(problem: string) {
+    super('jumio_config_invalid', `Jumio client configuration: ${problem}`);
   }
 }
 
