@@ -1,0 +1,290 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * The one schema over the environment, parsed once at start-up. With nothing set the
+ * embedded defaults apply: PGlite and blobs under VAULT_DATA_DIR, a generated local
+ * master key, and the Jumio simulator in-process.
+ */
+
+const MiB = 1024 * 1024;
+
+const optionalString = z
+  .string()
+  .trim()
+  .transform((v) => (v === '' ? undefined : v))
+  .optional();
+
+const int = (min: number, max: number, fallback: number) =>
+  z
+    .string()
+    .trim()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return fallback;
+      const n = Number(v);
+      if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) {
+        ctx.addIssue({ code: 'custom', message: `must be an integer from ${min} to ${max}` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const bool = (fallback: boolean) =>
+  z
+    .string()
+    .trim()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return fallback;
+      if (/^(true|1|yes)$/i.test(v)) return true;
+      if (/^(false|0|no)$/i.test(v)) return false;
+      ctx.addIssue({ code: 'custom', message: 'must be true or false' });
+      return z.NEVER;
+    });
+
+const httpUrl = z
+  .string()
+  .trim()
+  .optional()
+  .transform((v, ctx) => {
+    if (v === undefined || v === '') return undefined;
+    try {
+      const url = new URL(v);
+      if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('scheme');
+      return url;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be an absolute http(s) URL' });
+      return z.NEVER;
+    }
+  });
+
+const oneOf = <T extends string>(values: readonly [T, ...T[]], fallback: T) =>
+  z
+    .string()
+    .trim()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return fallback;
+      if ((values as readonly string[]).includes(v)) return v as T;
+      ctx.addIssue({ code: 'custom', message: `must be one of ${values.join(', ')}` });
+      return z.NEVER;
+    });
+
+export const JUMIO_REGIONS = {
+  US: 'https://netverify.com',
+  EU: 'https://lon.netverify.com',
+  SGP: 'https://core-sgp.jumio.com',
+} as const;
+
+/** `Company App/1.2.3`: Jumio wants the business named in the User-Agent. */
+const USER_AGENT = /^[\x21-\x7e][\x20-\x7e]* [\x21-\x7e]+\/\d+(\.\d+)*$/;
+
+export function isLoopbackHttpUrl(url: URL): boolean {
+  const host = url.hostname;
+  return (
+    url.protocol === 'http:' &&
+    (host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host))
+  );
+}
+
+const envSchema = z.object({
+  PORT: int(1, 65535, 8080),
+  HOST: optionalString,
+  LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+  VAULT_DATA_DIR: optionalString,
+  SHUTDOWN_TIMEOUT_MS: int(0, 600_000, 10_000),
+
+  DATABASE_URL: optionalString,
+  DATABASE_POOL_MAX: int(1, 1000, 10),
+
+  BLOB_STORE: oneOf(['fs', 's3'], 'fs'),
+  S3_BUCKET: optionalString,
+  S3_PREFIX: optionalString,
+  S3_ENDPOINT: httpUrl,
+  S3_FORCE_PATH_STYLE: bool(false),
+  S3_SSE_KMS_KEY_ID: optionalString,
+  AWS_REGION: optionalString,
+
+  KMS_KEY_ID: optionalString,
+  VAULT_LOCAL_KEY_FILE: optionalString,
+  FACEMAP_MAX_BYTES: int(1, 64 * MiB, 5 * MiB),
+
+  JUMIO_REGION: oneOf(['US', 'EU', 'SGP'], 'US'),
+  JUMIO_BASE_URL: httpUrl,
+  JUMIO_API_TOKEN: optionalString,
+  JUMIO_API_SECRET: optionalString,
+  JUMIO_ADMIN_API_TOKEN: optionalString,
+  JUMIO_ADMIN_API_SECRET: optionalString,
+  JUMIO_USER_AGENT: optionalString,
+});
+
+type Env = z.output<typeof envSchema>;
+
+export interface JumioCredentials {
+  token: string;
+  secret: string;
+}
+
+export type JumioConfig =
+  /** No Jumio configured: run the simulator in-process (development and demos). */
+  | { mode: 'embedded-simulator' }
+  | {
+      mode: 'remote';
+      baseUrl: string;
+      credentials: JumioCredentials;
+      adminCredentials: JumioCredentials;
+      userAgent: string;
+    };
+
+export interface VaultConfig {
+  port: number;
+  host: string | undefined;
+  logLevel: string;
+  dataDir: string;
+  shutdownTimeoutMs: number;
+  database:
+    { kind: 'pglite'; dataDir: string } | { kind: 'postgres'; url: string; poolMax: number };
+  blobs:
+    | { kind: 'fs'; root: string }
+    | {
+        kind: 's3';
+        bucket: string;
+        prefix: string;
+        endpoint: string | undefined;
+        forcePathStyle: boolean;
+        sseKmsKeyId: string | undefined;
+        region: string | undefined;
+      };
+  envelope:
+    { kind: 'kms'; keyId: string; region: string | undefined } | { kind: 'local'; keyFile: string };
+  facemapMaxBytes: number;
+  jumio: JumioConfig;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function pair(
+  problems: string[],
+  tokenName: string,
+  token: string | undefined,
+  secretName: string,
+  secret: string | undefined,
+): JumioCredentials | undefined {
+  if (token && secret) return { token, secret };
+  if (token && !secret) problems.push(`${secretName}: required when ${tokenName} is set`);
+  if (!token && secret) problems.push(`${tokenName}: required when ${secretName} is set`);
+  return undefined;
+}
+
+function jumioConfig(env: Env, problems: string[]): JumioConfig {
+  const main = pair(
+    problems,
+    'JUMIO_API_TOKEN',
+    env.JUMIO_API_TOKEN,
+    'JUMIO_API_SECRET',
+    env.JUMIO_API_SECRET,
+  );
+  const admin = pair(
+    problems,
+    'JUMIO_ADMIN_API_TOKEN',
+    env.JUMIO_ADMIN_API_TOKEN,
+    'JUMIO_ADMIN_API_SECRET',
+    env.JUMIO_ADMIN_API_SECRET,
+  );
+  if (!env.JUMIO_API_TOKEN && !env.JUMIO_API_SECRET && !env.JUMIO_BASE_URL) {
+    return { mode: 'embedded-simulator' };
+  }
+  const baseUrl = env.JUMIO_BASE_URL ?? new URL(JUMIO_REGIONS[env.JUMIO_REGION]);
+  if (baseUrl.protocol !== 'https:' && !isLoopbackHttpUrl(baseUrl)) {
+    problems.push('JUMIO_BASE_URL: must be https (plain http only for a loopback simulator)');
+  }
+  if (!main && !env.JUMIO_API_TOKEN && !env.JUMIO_API_SECRET) {
+    problems.push('JUMIO_API_TOKEN: required when JUMIO_BASE_URL is set');
+  }
+  const userAgent =
+    env.JUMIO_USER_AGENT ?? (isLoopbackHttpUrl(baseUrl) ? 'Vault Dev/0.0.0' : undefined);
+  if (!userAgent) {
+    problems.push(
+      'JUMIO_USER_AGENT: required for a real Jumio region, shaped like "Company App/1.2.3"',
+    );
+  } else if (!USER_AGENT.test(userAgent)) {
+    problems.push('JUMIO_USER_AGENT: must look like "Company App/1.2.3"');
+  }
+  const credentials = main ?? { token: '', secret: '' };
+  return {
+    mode: 'remote',
+    baseUrl: baseUrl.origin,
+    credentials,
+    adminCredentials: admin ?? credentials,
+    userAgent: userAgent ?? '',
+  };
+}
+
+/** Parses the environment; throws ConfigError naming every invalid or missing variable. */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): VaultConfig {
+  const parsed = envSchema.safeParse(source);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`),
+    );
+  }
+  const env = parsed.data;
+  const problems: string[] = [];
+  const dataDir = path.resolve(env.VAULT_DATA_DIR ?? './data');
+
+  if (env.BLOB_STORE === 's3' && !env.S3_BUCKET) {
+    problems.push('S3_BUCKET: required when BLOB_STORE=s3');
+  }
+  if (env.BLOB_STORE === 's3' && !env.AWS_REGION) {
+    problems.push('AWS_REGION: required when BLOB_STORE=s3');
+  }
+  if (env.KMS_KEY_ID && !env.AWS_REGION) {
+    problems.push('AWS_REGION: required when KMS_KEY_ID is set');
+  }
+  if (env.DATABASE_URL && !/^postgres(ql)?:\/\//.test(env.DATABASE_URL)) {
+    problems.push('DATABASE_URL: must be a postgres:// or postgresql:// URL');
+  }
+  const s3Prefix = env.S3_PREFIX ?? '';
+  if (s3Prefix && !/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*\/?$/.test(s3Prefix)) {
+    problems.push('S3_PREFIX: must be `/`-separated segments of letters, digits, `.`, `_`, `-`');
+  }
+  const jumio = jumioConfig(env, problems);
+  if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
+
+  return {
+    port: env.PORT,
+    host: env.HOST,
+    logLevel: env.LOG_LEVEL,
+    dataDir,
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    database: env.DATABASE_URL
+      ? { kind: 'postgres', url: env.DATABASE_URL, poolMax: env.DATABASE_POOL_MAX }
+      : { kind: 'pglite', dataDir: path.join(dataDir, 'ledger') },
+    blobs:
+      env.BLOB_STORE === 's3'
+        ? {
+            kind: 's3',
+            bucket: env.S3_BUCKET!,
+            prefix: s3Prefix,
+            endpoint: env.S3_ENDPOINT?.toString(),
+            forcePathStyle: env.S3_FORCE_PATH_STYLE,
+            sseKmsKeyId: env.S3_SSE_KMS_KEY_ID,
+            region: env.AWS_REGION,
+          }
+        : { kind: 'fs', root: path.join(dataDir, 'blobs') },
+    envelope: env.KMS_KEY_ID
+      ? { kind: 'kms', keyId: env.KMS_KEY_ID, region: env.AWS_REGION }
+      : {
+          kind: 'local',
+          keyFile: path.resolve(env.VAULT_LOCAL_KEY_FILE ?? path.join(dataDir, 'master.key')),
+        },
+    facemapMaxBytes: env.FACEMAP_MAX_BYTES,
+    jumio,
+  };
+}

@@ -1,0 +1,81 @@
+import { createServer, type Server } from 'node:http';
+import { createApp } from './app';
+import { ConfigError, loadConfig } from './config';
+import { buildContainer } from './container';
+import { createLogger } from './logging';
+
+/** Start-up failures end the process with a message an operator can act on. */
+function die(message: string): never {
+  process.stderr.write(`facemap-vault: cannot start: ${message}\n`);
+  process.exit(1);
+}
+
+function listen(server: Server, port: number, host?: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    die(error instanceof ConfigError ? error.message : String(error));
+  }
+  const logger = createLogger(config.logLevel);
+  let container;
+  try {
+    container = await buildContainer(config, logger);
+  } catch (error) {
+    die(error instanceof Error ? error.message : String(error));
+  }
+
+  const app = createApp(container);
+  const server = createServer(app);
+  try {
+    await listen(server, config.port, config.host);
+  } catch (error) {
+    await container.close().catch(() => undefined);
+    die(`PORT ${config.port}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const address = server.address();
+  logger.info(
+    { port: typeof address === 'object' && address ? address.port : config.port },
+    'facemap vault listening',
+  );
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping: no new connections, finishing in-flight requests');
+    // Keep-alive sockets that are idle would hold close() open forever.
+    const idle = setInterval(() => server.closeIdleConnections(), 250);
+    const force = setTimeout(() => {
+      logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timeout: closing connections');
+      server.closeAllConnections();
+    }, config.shutdownTimeoutMs);
+    server.close(async () => {
+      clearInterval(idle);
+      clearTimeout(force);
+      try {
+        await container.close();
+        logger.info({}, 'stopped');
+        process.exit(0);
+      } catch (error) {
+        logger.error({ err: error }, 'error while closing');
+        process.exit(1);
+      }
+    });
+    server.closeIdleConnections();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+void main();

@@ -1,0 +1,66 @@
+import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { freePort, spawnVault, waitFor } from '../helpers/process';
+
+describe('the vault process (npm start)', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'vault-main-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('starts on embedded defaults, is ready, keeps a 0600 key, and exits 0 on SIGTERM', async () => {
+    const dataDir = path.join(dir, 'data');
+    const port = await freePort();
+    const vault = spawnVault({ VAULT_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1' });
+    try {
+      const body = await waitFor(async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+        return res.status === 200 ? ((await res.json()) as unknown) : undefined;
+      }, 60_000);
+      expect(body).toEqual({
+        status: 'ready',
+        checks: { ledger: 'ok', blobs: 'ok', envelope: 'ok' },
+      });
+      const key = await stat(path.join(dataDir, 'master.key'));
+      expect(key.mode & 0o777).toBe(0o600);
+      expect((await stat(dataDir)).isDirectory()).toBe(true);
+      expect(vault.stdout()).toMatch(/GENERATED A NEW LOCAL MASTER KEY: for development only/);
+
+      // An in-flight request finishes although SIGTERM arrives while it runs.
+      const inFlight = fetch(`http://127.0.0.1:${port}/readyz`);
+      vault.child.kill('SIGTERM');
+      expect((await inFlight).status).toBe(200);
+      expect(await vault.exited).toBe(0);
+      expect(vault.stdout()).toContain('"msg":"stopped"');
+    } finally {
+      vault.child.kill('SIGKILL');
+    }
+  }, 90_000);
+
+  it.each([
+    [{ PORT: 'abc' }, /PORT: must be an integer/],
+    [{ BLOB_STORE: 's3' }, /S3_BUCKET: required when BLOB_STORE=s3/],
+  ])(
+    'refuses bad configuration %p with a message naming the variable',
+    async (env, message) => {
+      const vault = spawnVault({ VAULT_DATA_DIR: dir, ...env });
+      expect(await vault.exited).toBe(1);
+      expect(vault.stderr()).toMatch(/cannot start: invalid configuration/);
+      expect(vault.stderr()).toMatch(message);
+    },
+    30_000,
+  );
+
+  it('refuses an unreadable key file, naming VAULT_LOCAL_KEY_FILE', async () => {
+    const keyFile = path.join(dir, 'master.key');
+    await writeFile(keyFile, 'not a key', { mode: 0o600 });
+    await chmod(keyFile, 0o644);
+    const vault = spawnVault({ VAULT_DATA_DIR: dir, VAULT_LOCAL_KEY_FILE: keyFile, PORT: '1' });
+    expect(await vault.exited).toBe(1);
+    expect(vault.stderr()).toMatch(/cannot start: VAULT_LOCAL_KEY_FILE/);
+  }, 30_000);
+});
