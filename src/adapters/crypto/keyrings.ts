@@ -1,0 +1,160 @@
+/**
+ * Keyring factories for EncryptionSdkEnvelope: a raw AES-256 keyring over a local master
+ * key (embedded default, development only) and an AWS KMS keyring (production).
+ */
+import {
+  KeyringNode,
+  KmsKeyringNode,
+  RawAesKeyringNode,
+  RawAesWrappingSuiteIdentifier,
+} from '@aws-crypto/client-node';
+import {
+  DecryptCommand,
+  EncryptCommand,
+  GenerateDataKeyCommand,
+  type KMSClient,
+} from '@aws-sdk/client-kms';
+import { DependencyError } from '../../core/errors';
+
+export interface LocalKeyringOptions {
+  /** Identifies the key inside the ciphertext; changing it makes old blobs undecryptable. */
+  keyName: string;
+  keyNamespace: string;
+  /** 32 bytes of AES-256 key material. */
+  masterKey: Uint8Array;
+}
+
+export function localKeyring({
+  keyName,
+  keyNamespace,
+  masterKey,
+}: LocalKeyringOptions): KeyringNode {
+  if (masterKey.byteLength !== 32) {
+    throw new TypeError(`local master key must be 32 bytes, got ${masterKey.byteLength}`);
+  }
+  if (!keyName || !keyNamespace) {
+    throw new TypeError('local keyring needs a keyName and a keyNamespace');
+  }
+  // The namespace must not look like an AWS KMS provider id, or the SDK would refuse it.
+  if (keyNamespace.startsWith('aws-kms')) {
+    throw new TypeError('local keyring namespace must not start with "aws-kms"');
+  }
+  return new RawAesKeyringNode({
+    keyName,
+    keyNamespace,
+    // Copy so that a caller zeroing its buffer cannot break the keyring (and vice versa).
+    unencryptedMasterKey: new Uint8Array(masterKey),
+    wrappingSuite: RawAesWrappingSuiteIdentifier.AES256_GCM_IV12_TAG16_NO_PADDING,
+    // Spec-compliant context ordering (the legacy default sorts by UTF-16 code unit), so
+    // other Encryption SDK implementations can decrypt our blobs. Fixed forever once used.
+    utf8Sorting: true,
+  });
+}
+
+export interface KmsKeyringOptions {
+  /**
+   * Full key ARN. The SDK records the ARN that KMS returns in each ciphertext and, on
+   * decrypt, only asks KMS for keys listed here by ARN: an alias would encrypt but never
+   * decrypt, so it is refused up front.
+   */
+  keyId: string;
+  client: KMSClient;
+  grantTokens?: string[];
+}
+
+const KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;
+
+export function kmsKeyring({ keyId, client, grantTokens }: KmsKeyringOptions): KeyringNode {
+  if (!KEY_ARN.test(keyId)) {
+    throw new TypeError(
+      'KMS_KEY_ID must be a key ARN (arn:aws:kms:<region>:<account>:key/<id>); aliases and bare ids cannot decrypt',
+    );
+  }
+  const kms = kmsInterfaceFor(client);
+  return new KmsKeyringNode({
+    generatorKeyId: keyId,
+    grantTokens,
+    // The SDK asks for a client per region; we always hand back the configured one so that
+    // its credentials, endpoint and retry settings apply (and tests can mock it).
+    clientProvider: () => kms,
+  });
+}
+
+/**
+ * The Encryption SDK calls `generateDataKey/encrypt/decrypt` methods (the v2 / aggregated
+ * `KMS` shape) and awaits the result; a bare v3 `KMSClient` only has `send`. This bridges
+ * the two, and marks transient KMS failures as DependencyError so the envelope can tell
+ * "retry later" from "this ciphertext is not ours".
+ */
+function kmsInterfaceFor(client: KMSClient) {
+  return {
+    generateDataKey: async (input: {
+      KeyId: string;
+      EncryptionContext?: Record<string, string>;
+      NumberOfBytes?: number;
+      GrantTokens?: string[];
+    }) => {
+      try {
+        return await client.send(new GenerateDataKeyCommand(input));
+      } catch (err) {
+        // Any failure to get a data key means we cannot encrypt now: never a data problem.
+        throw new DependencyError('kms', `GenerateDataKey failed: ${errorName(err)}`, {
+          cause: err,
+        });
+      }
+    },
+    encrypt: async (input: {
+      KeyId: string;
+      Plaintext: Uint8Array;
+      EncryptionContext?: Record<string, string>;
+      GrantTokens?: string[];
+    }) => {
+      try {
+        return await client.send(new EncryptCommand(input));
+      } catch (err) {
+        throw new DependencyError('kms', `Encrypt failed: ${errorName(err)}`, { cause: err });
+      }
+    },
+    decrypt: async (input: {
+      KeyId?: string;
+      CiphertextBlob: Uint8Array;
+      EncryptionContext?: Record<string, string>;
+      GrantTokens?: string[];
+    }) => {
+      try {
+        return await client.send(new DecryptCommand(input));
+      } catch (err) {
+        if (isTransientKmsError(err)) {
+          throw new DependencyError('kms', `Decrypt failed: ${errorName(err)}`, { cause: err });
+        }
+        // Wrong key, invalid ciphertext, access denied...: the keyring reports "unable to
+        // decrypt data key", which the envelope maps to DecryptionError.
+        throw err;
+      }
+    },
+  };
+}
+
+// Errors after which the same request may succeed later.
+const TRANSIENT_KMS_ERRORS = new Set([
+  'ThrottlingException',
+  'KMSInternalException',
+  'DependencyTimeoutException',
+  'KeyUnavailableException',
+  'LimitExceededException',
+  'TimeoutError',
+  'RequestTimeout',
+]);
+
+function isTransientKmsError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const e = err as Error & { $fault?: string; $metadata?: unknown; $retryable?: unknown };
+  if (TRANSIENT_KMS_ERRORS.has(e.name)) return true;
+  if (e.$fault === 'server' || e.$retryable) return true;
+  // No service response at all: a network error (ECONNREFUSED, DNS, socket timeout).
+  return e.$metadata === undefined;
+}
+
+function errorName(err: unknown): string {
+  return err instanceof Error ? err.name : 'unknown error';
+}
