@@ -408,7 +408,13 @@ export function describeIssues(error: z.ZodError): string[] {
 // RFC 3986 allows ASCII only (internationalized hosts must be punycode).
 const ASCII_URL_RE = /^[\x21-\x7e]+$/;
 
-function httpsUrl(max: number) {
+/** 127.0.0.0/8, localhost and [::1]. */
+export function isLoopbackHostname(hostname: string): boolean {
+  const h = hostname.toLowerCase();
+  return h === 'localhost' || h === '[::1]' || /^127(\.\d{1,3}){3}$/.test(h);
+}
+
+function httpsUrl(max: number, allowLoopbackHttp: boolean) {
   return z
     .string()
     .max(max)
@@ -417,7 +423,10 @@ function httpsUrl(max: number) {
       (v) => {
         try {
           const u = new URL(v);
-          return u.protocol === 'https:' && u.hostname !== '' && !u.username && !u.password;
+          const schemeOk =
+            u.protocol === 'https:' ||
+            (allowLoopbackHttp && u.protocol === 'http:' && isLoopbackHostname(u.hostname));
+          return schemeOk && u.hostname !== '' && !u.username && !u.password;
         } catch {
           return false;
         }
@@ -426,20 +435,32 @@ function httpsUrl(max: number) {
     );
 }
 
-/** Field limits of the initiate endpoint (jumio-api.md section 4). */
-export const initiateAuthenticationInputSchema = z.object({
-  facemap: z.instanceof(Uint8Array).refine((b) => b.byteLength > 0, { message: 'empty' }),
-  enrollmentTransactionReference: z.string().min(1).max(36),
-  userReference: z
-    .string()
-    .min(1)
-    .max(100)
-    // Jumio forbids PII here; an email address is the usual slip.
-    .refine((v) => !v.includes('@'), { message: 'must not contain an email address' })
-    .optional(),
-  callbackUrl: httpsUrl(255).optional(),
-  successUrl: httpsUrl(2047).optional(),
-  errorUrl: httpsUrl(255).optional(),
-  locale: z.enum(SUPPORTED_LOCALES).optional(),
-  tokenLifetimeInMinutes: z.number().int().min(5).max(86400).optional(),
+/**
+ * Field limits of the initiate endpoint (jumio-api.md section 4). Jumio requires https
+ * URLs; `allowLoopbackHttpUrls` exists only for a client talking to the loopback simulator,
+ * whose callbacks go to a vault on the same machine.
+ */
+export function makeInitiateAuthenticationInputSchema(options: { allowLoopbackHttpUrls: boolean }) {
+  const loopback = options.allowLoopbackHttpUrls;
+  return z.object({
+    facemap: z.instanceof(Uint8Array).refine((b) => b.byteLength > 0, { message: 'empty' }),
+    enrollmentTransactionReference: z.string().min(1).max(36),
+    userReference: z
+      .string()
+      .min(1)
+      .max(100)
+      // Jumio forbids PII here; an email address is the usual slip.
+      .refine((v) => !v.includes('@'), { message: 'must not contain an email address' })
+      .optional(),
+    callbackUrl: httpsUrl(255, loopback).optional(),
+    successUrl: httpsUrl(2047, loopback).optional(),
+    errorUrl: httpsUrl(255, loopback).optional(),
+    locale: z.enum(SUPPORTED_LOCALES).optional(),
+    tokenLifetimeInMinutes: z.number().int().min(5).max(86400).optional(),
+  });
+}
+
+/** The production rules: https URLs only. */
+export const initiateAuthenticationInputSchema = makeInitiateAuthenticationInputSchema({
+  allowLoopbackHttpUrls: false,
 });

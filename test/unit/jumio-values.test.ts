@@ -6,6 +6,7 @@ import {
   initiateAuthenticationInputSchema,
   jsonEncoded,
   jumioTimestampSchema,
+  makeInitiateAuthenticationInputSchema,
   oneOrMany,
   parseJumioTimestamp,
   parseValidity,
@@ -205,6 +206,19 @@ describe('initiate input rules', () => {
     ['fractional token lifetime', { tokenLifetimeInMinutes: 5.5 }],
   ])('refuses %s', (_name, patch) => {
     expect(initiateAuthenticationInputSchema.safeParse({ ...valid, ...patch }).success).toBe(false);
+  });
+
+  it('allows plain-http loopback URLs only when asked to (the loopback simulator)', () => {
+    const simulator = makeInitiateAuthenticationInputSchema({ allowLoopbackHttpUrls: true });
+    for (const url of ['http://127.0.0.1:3000/cb', 'http://localhost/cb', 'http://[::1]:8/cb']) {
+      expect(simulator.safeParse({ ...valid, callbackUrl: url }).success).toBe(true);
+      expect(
+        initiateAuthenticationInputSchema.safeParse({ ...valid, callbackUrl: url }).success,
+      ).toBe(false);
+    }
+    expect(
+      simulator.safeParse({ ...valid, callbackUrl: 'http://vault.example.com/cb' }).success,
+    ).toBe(false);
   });
 
   it('describes problems without echoing the values', () => {

@@ -22,7 +22,8 @@ import {
   JumioUpstreamError,
   UnsafeFacemapUrlError,
   describeIssues,
-  initiateAuthenticationInputSchema,
+  isLoopbackHostname,
+  makeInitiateAuthenticationInputSchema,
   type InitiateAuthenticationInput,
   type InitiatedAuthentication,
   type JumioApi,
@@ -112,12 +113,6 @@ interface Call {
 
 const sleepFor = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** 127.0.0.0/8, localhost and [::1]: the only hosts plain HTTP is tolerated for. */
-export function isLoopbackHost(hostname: string): boolean {
-  const h = hostname.toLowerCase();
-  return h === 'localhost' || h === '[::1]' || /^127(\.\d{1,3}){3}$/.test(h);
-}
-
 function basicAuth(c: JumioCredentials, which: string): string {
   // RFC 7617: the user-id cannot contain a colon; neither part may hold control characters.
   if (!c.token || !c.secret)
@@ -202,6 +197,7 @@ export class UndiciJumioClient implements JumioApi {
   private readonly ownsDispatcher: boolean;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
+  private readonly initiateSchema: ReturnType<typeof makeInitiateAuthenticationInputSchema>;
 
   constructor(options: UndiciJumioClientOptions) {
     let base: URL;
@@ -216,11 +212,15 @@ export class UndiciJumioClient implements JumioApi {
     if (base.search || base.hash) {
       throw new JumioConfigurationError('baseUrl must not have a query or fragment');
     }
-    this.loopbackHttp = base.protocol === 'http:' && isLoopbackHost(base.hostname);
+    this.loopbackHttp = base.protocol === 'http:' && isLoopbackHostname(base.hostname);
     if (base.protocol !== 'https:' && !this.loopbackHttp) {
       throw new JumioConfigurationError('baseUrl must be https (http only for a loopback host)');
     }
     this.origin = base.origin;
+    // Only against a loopback simulator may callbacks go to a plain-http local vault.
+    this.initiateSchema = makeInitiateAuthenticationInputSchema({
+      allowLoopbackHttpUrls: this.loopbackHttp,
+    });
     this.basePath = base.pathname.replace(/\/+$/, '');
 
     this.mainAuth = basicAuth(options.credentials, 'API');
@@ -319,7 +319,7 @@ export class UndiciJumioClient implements JumioApi {
   async initiateAuthentication(
     input: InitiateAuthenticationInput,
   ): Promise<InitiatedAuthentication> {
-    const parsed = initiateAuthenticationInputSchema.safeParse(input);
+    const parsed = this.initiateSchema.safeParse(input);
     if (!parsed.success) {
       throw new JumioInvalidRequestError('initiate', describeIssues(parsed.error));
     }
