@@ -47,15 +47,15 @@ async function freshPglite(): Promise<TestDatabase> {
   };
 }
 
-/** PGlite always; PostgreSQL too when TEST_DATABASE_URL is set (CI sets it). */
-export const testDatabaseKinds: Array<[string, () => Promise<TestDatabase>]> = [
-  ['pglite', freshPglite],
+type Kind = [string, () => Promise<TestDatabase>];
+
+/**
+ * PGlite always; PostgreSQL too when TEST_DATABASE_URL is set. TEST_LEDGERS=postgres
+ * (npm run test:pg) runs the PostgreSQL side alone, since npm test already ran PGlite.
+ */
+export const testDatabaseKinds: Kind[] = [
+  ...(process.env.TEST_LEDGERS === 'postgres' ? [] : [['pglite', freshPglite] as Kind]),
   ...(process.env.TEST_DATABASE_URL
-    ? [
-        ['postgres', () => freshPostgres(process.env.TEST_DATABASE_URL!)] as [
-          string,
-          () => Promise<TestDatabase>,
-        ],
-      ]
+    ? [['postgres', () => freshPostgres(process.env.TEST_DATABASE_URL!)] as Kind]
     : []),
 ];
