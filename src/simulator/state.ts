@@ -1,0 +1,200 @@
+import type { PiiOverride } from './pii';
+import type { FractionDigits } from './time';
+
+export const SCAN_STATUSES = ['PENDING', 'DONE', 'FAILED'] as const;
+export type ScanStatus = (typeof SCAN_STATUSES)[number];
+
+export const VERIFICATION_STATUSES = [
+  'APPROVED_VERIFIED',
+  'DENIED_FRAUD',
+  'DENIED_UNSUPPORTED_ID_TYPE',
+  'DENIED_UNSUPPORTED_ID_COUNTRY',
+  'ERROR_NOT_READABLE_ID',
+  'NO_ID_UPLOADED',
+] as const;
+export type VerificationStatus = (typeof VERIFICATION_STATUSES)[number];
+
+export const SIMILARITIES = ['MATCH', 'NO_MATCH', 'NOT_POSSIBLE'] as const;
+export type Similarity = (typeof SIMILARITIES)[number];
+
+export const ID_SCAN_SOURCES = ['WEB', 'WEB_CAM', 'WEB_UPLOAD', 'API', 'SDK'] as const;
+export type IdScanSource = (typeof ID_SCAN_SOURCES)[number];
+
+export const AUTHENTICATION_RESULTS = ['PASSED', 'FAILED', 'INVALID'] as const;
+export type AuthenticationResult = (typeof AUTHENTICATION_RESULTS)[number];
+export type AuthenticationState = 'CREATED' | 'STARTED' | AuthenticationResult | 'EXPIRED';
+export const FINAL_AUTHENTICATION_STATES: readonly AuthenticationState[] = [
+  'PASSED',
+  'FAILED',
+  'INVALID',
+  'EXPIRED',
+];
+
+export const JUMIO_ENDPOINTS = [
+  'scanStatus',
+  'scanDetails',
+  'facemap',
+  'scanDelete',
+  'initiate',
+  'authRetrieval',
+  'authDelete',
+] as const;
+export type JumioEndpoint = (typeof JUMIO_ENDPOINTS)[number];
+
+export type ValiditySpelling = 'TRUE' | 'true' | 'boolean';
+
+/** How a scan's Retrieval API answers are spelled (Jumio has shipped each form). */
+export interface ResponseVariant {
+  validity?: ValiditySpelling;
+  fractionDigits?: FractionDigits;
+}
+
+export interface DeliveryRecord {
+  at: string;
+  url: string;
+  callBackType: 'NETVERIFYID' | 'NETVERIFY_AUTHENTICATION';
+  transactionResult?: string;
+  status: number | null;
+  error?: string;
+}
+
+export interface SimScan {
+  scanReference: string;
+  status: ScanStatus;
+  verificationStatus: VerificationStatus;
+  similarity: Similarity;
+  validity: boolean;
+  reason?: string;
+  customerId?: string;
+  merchantIdScanReference?: string;
+  idScanSource: IdScanSource;
+  facemap: Buffer | null;
+  facemapSha256: string | null;
+  createdAt: Date;
+  deleted: boolean;
+  deletedAt: Date | null;
+  facemapDownloads: number;
+  pii?: PiiOverride;
+  responseVariant: ResponseVariant;
+  callbacks: DeliveryRecord[];
+}
+
+export interface SimAuthentication {
+  transactionReference: string;
+  enrollmentTransactionReference: string;
+  state: AuthenticationState;
+  metadataForm: 'wrapped' | 'unwrapped';
+  /** 'file': a part with a filename; 'field': a text part. Both carried application/json. */
+  metadataPart: 'file' | 'field';
+  userReference?: string;
+  callbackUrl?: string;
+  successUrl?: string;
+  errorUrl?: string;
+  locale?: string;
+  tokenLifetimeInMinutes?: number;
+  authorizationToken: string;
+  redirectUrl: string;
+  facemapSha256: string;
+  facemapFilename: string | null;
+  scanSource: 'WEB' | 'SDK';
+  createdAt: Date;
+  finishedAt: Date | null;
+  deleted: boolean;
+  deletedAt: Date | null;
+  callbacks: DeliveryRecord[];
+}
+
+export type CredentialKind = 'main' | 'admin' | 'invalid' | 'none';
+
+export interface RequestLogEntry {
+  seq: number;
+  method: string;
+  path: string;
+  time: string;
+  /** null while the response is pending, or if the connection closed without one (hang). */
+  status: number | null;
+  credentials: CredentialKind;
+  userAgent: string | null;
+  accept: string | null;
+  endpoint: JumioEndpoint | 'unknown';
+  /** Id of the fault that answered (or slowed) this call. */
+  fault: string | null;
+}
+
+export const FAULT_KINDS = [
+  'status',
+  'hang',
+  'slow',
+  'malformed',
+  'redirect',
+  'oversized',
+] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export interface Fault {
+  id: string;
+  endpoint: JumioEndpoint | '*';
+  kind: FaultKind;
+  status: number;
+  retryAfter?: number;
+  delayMs: number;
+  location: string;
+  bytes: number;
+  contentLength: boolean;
+  /** Calls left; null means for good. */
+  remaining: number | null;
+  hits: number;
+  createdAt: string;
+}
+
+/** All mutable simulator state, in memory: a restart (or `POST /__sim/reset`) forgets everything. */
+export class SimState {
+  readonly scans = new Map<string, SimScan>();
+  readonly authentications = new Map<string, SimAuthentication>();
+  readonly requests: RequestLogEntry[] = [];
+  faults: Fault[] = [];
+  private requestSeq = 0;
+  private faultSeq = 0;
+
+  logRequest(entry: Omit<RequestLogEntry, 'seq'>): RequestLogEntry {
+    const logged = { seq: ++this.requestSeq, ...entry };
+    this.requests.push(logged);
+    return logged;
+  }
+
+  clearRequests(): number {
+    const n = this.requests.length;
+    this.requests.length = 0;
+    return n;
+  }
+
+  addFault(fault: Omit<Fault, 'id' | 'hits'>): Fault {
+    const added: Fault = { ...fault, id: `fault_${++this.faultSeq}`, hits: 0 };
+    this.faults.push(added);
+    return added;
+  }
+
+  /** The first fault (in creation order) still armed for this endpoint; counts it down. */
+  takeFault(endpoint: JumioEndpoint): Fault | undefined {
+    const fault = this.faults.find(
+      (f) => (f.endpoint === '*' || f.endpoint === endpoint) && f.remaining !== 0,
+    );
+    if (!fault) return undefined;
+    fault.hits++;
+    if (fault.remaining !== null) fault.remaining--;
+    return fault;
+  }
+
+  authenticationsFor(enrollmentReference: string): SimAuthentication[] {
+    return [...this.authentications.values()].filter(
+      (a) => a.enrollmentTransactionReference === enrollmentReference,
+    );
+  }
+
+  reset(): void {
+    this.scans.clear();
+    this.authentications.clear();
+    this.requests.length = 0;
+    this.faults = [];
+  }
+}
