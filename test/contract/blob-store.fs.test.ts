@@ -77,6 +77,7 @@ describe('FsBlobStore specifics', () => {
     await mkdir(root, { recursive: true });
     await symlink(outside, path.join(root, 'link@blob'));
     await expect(store.get('link')).rejects.toBeInstanceOf(DependencyError);
+    expect(await store.exists('link')).toBe(false);
     expect((await store.list('')).keys).toEqual([]);
   });
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 
 import {
@@ -114,7 +114,8 @@ export class FsBlobStore implements BlobStore {
   async exists(key: string): Promise<boolean> {
     const { file } = this.locate(key);
     try {
-      return (await stat(file)).isFile();
+      // lstat: a planted symlink is not an object here, as it is not for get and list.
+      return (await lstat(file)).isFile();
     } catch (err) {
       if (isMissing(err)) return false;
       throw wrap('exists', err);
