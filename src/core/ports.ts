@@ -97,9 +97,147 @@ export interface AuditRepository {
   }): Promise<AuditEvent[]>;
 }
 
-/** The repositories reachable inside one transaction. Later issues extend it. */
+export const ENROLLMENT_STATES = [
+  'PENDING',
+  'STORED',
+  'ACTIVE',
+  'REJECTED',
+  'FAILED',
+  'SUPERSEDED',
+  'ERASED',
+] as const;
+export type EnrollmentState = (typeof ENROLLMENT_STATES)[number];
+
+/** One onboarding scan and the lifecycle of its facemap. Holds no PII and no bytes. */
+export interface EnrollmentRecord {
+  enrollmentReference: string;
+  userReference: string | null;
+  state: EnrollmentState;
+  reason: string | null;
+  verificationStatus: string | null;
+  similarity: string | null;
+  validity: boolean | null;
+  /** The facemap URL the callback carried (checked again before any fetch). */
+  callbackFacemapUrl: string | null;
+  /** The URL confirmed through the Retrieval API, once confirmed. */
+  facemapUrl: string | null;
+  scanSource: string | null;
+  sourceAddress: string | null;
+  transactionDate: Date | null;
+  callbackDate: Date | null;
+  blobKey: string | null;
+  facemapBytes: number | null;
+  ciphertextSha256: string | null;
+  keyId: string | null;
+  attempts: number;
+  nextAttemptAt: Date | null;
+  lastError: string | null;
+  leaseOwner: string | null;
+  leaseUntil: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+  confirmedAt: Date | null;
+  storedAt: Date | null;
+  activatedAt: Date | null;
+  jumioDeletedAt: Date | null;
+  supersededAt: Date | null;
+  blobDestroyedAt: Date | null;
+}
+
+/** The fields known when a callback arrives. */
+export type NewEnrollment = Pick<
+  EnrollmentRecord,
+  | 'enrollmentReference'
+  | 'userReference'
+  | 'state'
+  | 'reason'
+  | 'verificationStatus'
+  | 'similarity'
+  | 'validity'
+  | 'callbackFacemapUrl'
+  | 'scanSource'
+  | 'sourceAddress'
+  | 'transactionDate'
+  | 'callbackDate'
+  | 'nextAttemptAt'
+>;
+
+/** Columns a pipeline step may change. */
+export type EnrollmentPatch = Partial<
+  Omit<EnrollmentRecord, 'enrollmentReference' | 'createdAt' | 'updatedAt'>
+>;
+
+export interface EnrollmentRepository {
+  /** Inserts unless the scan reference exists; true when this call created it. */
+  insert(enrollment: NewEnrollment, now: Date): Promise<boolean>;
+  get(
+    enrollmentReference: string,
+    options?: { forUpdate?: boolean },
+  ): Promise<EnrollmentRecord | null>;
+  /** The user's enrollments, newest first. */
+  listByUser(userReference: string): Promise<EnrollmentRecord[]>;
+  findActive(
+    userReference: string,
+    options?: { forUpdate?: boolean },
+  ): Promise<EnrollmentRecord | null>;
+  /**
+   * Leases up to `limit` due rows (work in flight, superseded blobs to destroy) to `owner`
+   * until `now + leaseMs`, skipping rows another worker holds (FOR UPDATE SKIP LOCKED).
+   */
+  claimDue(owner: string, now: Date, leaseMs: number, limit: number): Promise<EnrollmentRecord[]>;
+  /**
+   * Applies `patch`, only while `leaseOwner` still holds the lease (fencing), or
+   * unconditionally when it is null. Always sets updated_at. False when nothing matched.
+   */
+  update(
+    enrollmentReference: string,
+    patch: EnrollmentPatch,
+    now: Date,
+    leaseOwner: string | null,
+  ): Promise<boolean>;
+}
+
+export interface EnrollmentIntent {
+  enrollmentReference: string;
+  userReference: string;
+  registeredBy: string;
+  createdAt: Date;
+}
+
+export interface EnrollmentIntentRepository {
+  /** Inserts unless it exists; returns the stored intent either way. */
+  register(intent: Omit<EnrollmentIntent, 'createdAt'>): Promise<EnrollmentIntent>;
+  get(enrollmentReference: string): Promise<EnrollmentIntent | null>;
+}
+
+export interface AuthenticationCallbackRecord {
+  authenticationReference: string;
+  transactionResult: string;
+  enrollmentReference: string | null;
+  transactionDate: Date | null;
+  callbackDate: Date | null;
+  scanSource: string | null;
+  sourceAddress: string | null;
+}
+
+export interface AuthenticationCallbackRepository {
+  /** Records a callback; true when it is new (same reference and result: a duplicate). */
+  record(callback: AuthenticationCallbackRecord): Promise<boolean>;
+}
+
+/** Secrets generated once, stored only wrapped (envelope-encrypted). */
+export interface VaultKeyRepository {
+  /** Stores `ciphertext` under `name` unless present; returns what is stored. */
+  putIfAbsent(name: string, ciphertext: Uint8Array): Promise<Uint8Array>;
+}
+
+/** The repositories reachable inside one transaction. */
 export interface LedgerTx {
   readonly audit: AuditRepository;
+  readonly enrollments: EnrollmentRepository;
+  readonly intents: EnrollmentIntentRepository;
+  readonly authenticationCallbacks: AuthenticationCallbackRepository;
+  readonly vaultKeys: VaultKeyRepository;
 }
 
 export interface Ledger {

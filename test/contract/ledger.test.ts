@@ -142,3 +142,108 @@ describe.each(testDatabaseKinds)('Ledger contract on %s', (_name, create) => {
     await expect(ledger.ping()).rejects.toThrow(/ledger/);
   });
 });
+
+describe.each(testDatabaseKinds)('Enrollment repository on %s', (_name, create) => {
+  let testDb: TestDatabase;
+  let ledger: SqlLedger;
+  let seq = 0;
+  const ref = () => `e${process.pid}${++seq}${Date.now()}`.slice(0, 36);
+  const t0 = new Date('2026-01-01T00:00:00Z');
+
+  beforeAll(async () => {
+    testDb = await create();
+    const db = await testDb.open();
+    await runMigrations(db);
+    ledger = new SqlLedger(db);
+  });
+  afterAll(() => testDb.dispose());
+
+  const insert = (enrollmentReference: string, userReference = `u-${enrollmentReference}`) =>
+    ledger.transaction((tx) =>
+      tx.enrollments.insert(
+        {
+          enrollmentReference,
+          userReference,
+          state: 'PENDING',
+          reason: null,
+          verificationStatus: 'APPROVED_VERIFIED',
+          similarity: 'MATCH',
+          validity: true,
+          callbackFacemapUrl: null,
+          scanSource: 'WEB',
+          sourceAddress: '127.0.0.1',
+          transactionDate: t0,
+          callbackDate: t0,
+          nextAttemptAt: t0,
+        },
+        t0,
+      ),
+    );
+
+  it('inserts once per scan reference', async () => {
+    const r = ref();
+    const results = await Promise.all(Array.from({ length: 10 }, () => insert(r)));
+    expect(results.filter(Boolean)).toHaveLength(1);
+    const got = await ledger.transaction((tx) => tx.enrollments.get(r));
+    expect(got).toMatchObject({ enrollmentReference: r, state: 'PENDING', attempts: 0 });
+    expect(got!.createdAt).toEqual(t0);
+  });
+
+  it('leases due rows to one worker at a time and honours lease expiry', async () => {
+    const r = ref();
+    await insert(r);
+    const far = new Date('2030-01-01T00:00:00Z');
+    const claim = (owner: string, now: Date) =>
+      ledger.transaction((tx) => tx.enrollments.claimDue(owner, now, 60_000, 1000));
+    const [a, b] = await Promise.all([claim('A', far), claim('B', far)]);
+    const holders = [...a, ...b].filter((e) => e.enrollmentReference === r);
+    expect(holders).toHaveLength(1);
+    const owner = holders[0]!.leaseOwner!;
+    // Still leased a second later; free again after the lease ran out.
+    expect(
+      (await claim('C', new Date(far.getTime() + 1000))).map((e) => e.enrollmentReference),
+    ).not.toContain(r);
+    const after = await claim('C', new Date(far.getTime() + 60_001));
+    expect(after.map((e) => e.enrollmentReference)).toContain(r);
+    // The first owner lost its lease: its fenced update changes nothing.
+    const fenced = await ledger.transaction((tx) =>
+      tx.enrollments.update(r, { state: 'FAILED' }, far, owner),
+    );
+    expect(fenced).toBe(false);
+    const ok = await ledger.transaction((tx) =>
+      tx.enrollments.update(r, { attempts: 3, lastError: 'x' }, far, 'C'),
+    );
+    expect(ok).toBe(true);
+    expect(await ledger.transaction((tx) => tx.enrollments.get(r))).toMatchObject({
+      state: 'PENDING',
+      attempts: 3,
+      lastError: 'x',
+      leaseOwner: 'C',
+    });
+  });
+
+  it('does not claim rows that are not due or are final', async () => {
+    const later = ref();
+    const done = ref();
+    await insert(later);
+    await insert(done);
+    await ledger.transaction(async (tx) => {
+      await tx.enrollments.update(later, { nextAttemptAt: new Date('2031-01-01Z') }, t0, null);
+      await tx.enrollments.update(done, { state: 'REJECTED' }, t0, null);
+    });
+    const claimed = await ledger.transaction((tx) =>
+      tx.enrollments.claimDue('D', new Date('2030-06-01Z'), 1000, 1000),
+    );
+    const refs = claimed.map((e) => e.enrollmentReference);
+    expect(refs).not.toContain(later);
+    expect(refs).not.toContain(done);
+  });
+
+  it('keeps the user hash key once, whoever writes first', async () => {
+    const [a, b] = await Promise.all([
+      ledger.transaction((tx) => tx.vaultKeys.putIfAbsent('k-test', new Uint8Array([1, 2]))),
+      ledger.transaction((tx) => tx.vaultKeys.putIfAbsent('k-test', new Uint8Array([3, 4]))),
+    ]);
+    expect(Array.from(a)).toEqual(Array.from(b));
+  });
+});

@@ -84,6 +84,55 @@ export const migrations: readonly Migration[] = [
         FOR EACH ROW EXECUTE FUNCTION audit_events_append_only();
     `,
   },
+  {
+    version: 2,
+    name: 'enrollment pipeline: intake fields, leases, intents, vault keys',
+    sql: `
+      ALTER TABLE enrollments
+        ADD COLUMN callback_facemap_url text,
+        ADD COLUMN scan_source          text,
+        ADD COLUMN source_address       text,
+        ADD COLUMN transaction_date     timestamptz,
+        ADD COLUMN callback_date        timestamptz,
+        ADD COLUMN confirmed_at         timestamptz,
+        ADD COLUMN blob_destroyed_at    timestamptz,
+        ADD COLUMN lease_owner          text,
+        ADD COLUMN lease_until          timestamptz;
+      DROP INDEX enrollments_due;
+      -- What the workers scan: work in flight, and superseded blobs still to destroy.
+      CREATE INDEX enrollments_due ON enrollments (next_attempt_at)
+        WHERE state IN ('PENDING','STORED')
+           OR (state = 'SUPERSEDED' AND blob_key IS NOT NULL AND blob_destroyed_at IS NULL);
+
+      -- ENROLLMENT_BINDING=intent: scan references an internal service announced first.
+      CREATE TABLE enrollment_intents (
+        enrollment_reference text PRIMARY KEY,
+        user_reference       text NOT NULL,
+        registered_by        text NOT NULL,
+        created_at           timestamptz NOT NULL DEFAULT now()
+      );
+
+      -- Secrets the vault generates once and keeps only wrapped by the envelope key.
+      CREATE TABLE vault_keys (
+        name       text PRIMARY KEY,
+        ciphertext bytea NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+
+      -- Authentication callbacks are kept (allowlisted fields) for the authentication work.
+      CREATE TABLE authentication_callbacks (
+        authentication_reference text NOT NULL,
+        transaction_result       text NOT NULL,
+        enrollment_reference     text,
+        transaction_date         timestamptz,
+        callback_date            timestamptz,
+        scan_source              text,
+        source_address           text,
+        received_at              timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (authentication_reference, transaction_result)
+      );
+    `,
+  },
 ];
 
 /** Arbitrary but fixed: every replica contends for the same advisory lock. */

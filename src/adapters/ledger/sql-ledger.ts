@@ -2,8 +2,17 @@ import type {
   AuditEvent,
   AuditEventInput,
   AuditRepository,
+  AuthenticationCallbackRecord,
+  AuthenticationCallbackRepository,
+  EnrollmentIntent,
+  EnrollmentIntentRepository,
+  EnrollmentPatch,
+  EnrollmentRecord,
+  EnrollmentRepository,
   Ledger,
   LedgerTx,
+  NewEnrollment,
+  VaultKeyRepository,
 } from '../../core/ports';
 import { DependencyError } from '../../core/errors';
 import type { SqlClient, SqlDatabase } from './sql';
@@ -72,8 +81,224 @@ class SqlAuditRepository implements AuditRepository {
   }
 }
 
+/** EnrollmentRecord field -> column. Also the allowlist of what a patch may write. */
+const ENROLLMENT_COLUMNS = {
+  enrollmentReference: 'enrollment_reference',
+  userReference: 'user_reference',
+  state: 'state',
+  reason: 'reason',
+  verificationStatus: 'verification_status',
+  similarity: 'similarity',
+  validity: 'validity',
+  callbackFacemapUrl: 'callback_facemap_url',
+  facemapUrl: 'facemap_url',
+  scanSource: 'scan_source',
+  sourceAddress: 'source_address',
+  transactionDate: 'transaction_date',
+  callbackDate: 'callback_date',
+  blobKey: 'blob_key',
+  facemapBytes: 'facemap_bytes',
+  ciphertextSha256: 'ciphertext_sha256',
+  keyId: 'key_id',
+  attempts: 'attempts',
+  nextAttemptAt: 'next_attempt_at',
+  lastError: 'last_error',
+  leaseOwner: 'lease_owner',
+  leaseUntil: 'lease_until',
+  createdAt: 'created_at',
+  updatedAt: 'updated_at',
+  confirmedAt: 'confirmed_at',
+  storedAt: 'stored_at',
+  activatedAt: 'activated_at',
+  jumioDeletedAt: 'jumio_deleted_at',
+  supersededAt: 'superseded_at',
+  blobDestroyedAt: 'blob_destroyed_at',
+} as const satisfies Record<keyof EnrollmentRecord, string>;
+
+type Field = keyof EnrollmentRecord;
+const FIELDS = Object.keys(ENROLLMENT_COLUMNS) as Field[];
+
+function toEnrollment(row: Record<string, unknown>): EnrollmentRecord {
+  const record = {} as Record<Field, unknown>;
+  for (const field of FIELDS) record[field] = row[ENROLLMENT_COLUMNS[field]] ?? null;
+  // int columns come back as numbers from both drivers, but be explicit.
+  record.attempts = Number(record.attempts ?? 0);
+  if (record.facemapBytes !== null) record.facemapBytes = Number(record.facemapBytes);
+  return record as EnrollmentRecord;
+}
+
+class SqlEnrollmentRepository implements EnrollmentRepository {
+  constructor(private readonly sql: SqlClient) {}
+
+  async insert(e: NewEnrollment, now: Date): Promise<boolean> {
+    const fields = Object.keys(e) as Array<keyof NewEnrollment>;
+    const columns = [...fields.map((f) => ENROLLMENT_COLUMNS[f]), 'created_at', 'updated_at'];
+    const values = [...fields.map((f) => e[f]), now, now];
+    const { rowCount } = await this.sql.query(
+      `INSERT INTO enrollments (${columns.join(', ')})
+       VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})
+       ON CONFLICT (enrollment_reference) DO NOTHING`,
+      values,
+    );
+    return rowCount === 1;
+  }
+
+  async get(ref: string, options: { forUpdate?: boolean } = {}): Promise<EnrollmentRecord | null> {
+    const { rows } = await this.sql.query<Record<string, unknown>>(
+      `SELECT * FROM enrollments WHERE enrollment_reference = $1${options.forUpdate ? ' FOR UPDATE' : ''}`,
+      [ref],
+    );
+    return rows[0] ? toEnrollment(rows[0]) : null;
+  }
+
+  async listByUser(userReference: string): Promise<EnrollmentRecord[]> {
+    const { rows } = await this.sql.query<Record<string, unknown>>(
+      `SELECT * FROM enrollments WHERE user_reference = $1
+        ORDER BY created_at DESC, enrollment_reference`,
+      [userReference],
+    );
+    return rows.map(toEnrollment);
+  }
+
+  async findActive(
+    userReference: string,
+    options: { forUpdate?: boolean } = {},
+  ): Promise<EnrollmentRecord | null> {
+    const { rows } = await this.sql.query<Record<string, unknown>>(
+      `SELECT * FROM enrollments WHERE user_reference = $1 AND state = 'ACTIVE'${options.forUpdate ? ' FOR UPDATE' : ''}`,
+      [userReference],
+    );
+    return rows[0] ? toEnrollment(rows[0]) : null;
+  }
+
+  async claimDue(
+    owner: string,
+    now: Date,
+    leaseMs: number,
+    limit: number,
+  ): Promise<EnrollmentRecord[]> {
+    const { rows } = await this.sql.query<Record<string, unknown>>(
+      `UPDATE enrollments
+          SET lease_owner = $1, lease_until = $2::timestamptz + make_interval(secs => $3 / 1000.0)
+        WHERE enrollment_reference IN (
+          SELECT enrollment_reference FROM enrollments
+           WHERE (state IN ('PENDING','STORED')
+                  OR (state = 'SUPERSEDED' AND blob_key IS NOT NULL AND blob_destroyed_at IS NULL))
+             AND (next_attempt_at IS NULL OR next_attempt_at <= $2)
+             AND (lease_until IS NULL OR lease_until <= $2)
+           ORDER BY next_attempt_at NULLS FIRST
+           LIMIT $4
+           FOR UPDATE SKIP LOCKED)
+        RETURNING *`,
+      [owner, now, leaseMs, limit],
+    );
+    return rows.map(toEnrollment);
+  }
+
+  async update(
+    ref: string,
+    patch: EnrollmentPatch,
+    now: Date,
+    leaseOwner: string | null,
+  ): Promise<boolean> {
+    const fields = (Object.keys(patch) as Array<keyof EnrollmentPatch>).filter(
+      (f) => patch[f] !== undefined && f in ENROLLMENT_COLUMNS,
+    );
+    const sets = fields.map((f, i) => `${ENROLLMENT_COLUMNS[f]} = $${i + 3}`);
+    const params: unknown[] = [ref, now, ...fields.map((f) => patch[f])];
+    let guard = '';
+    if (leaseOwner !== null) {
+      params.push(leaseOwner);
+      guard = ` AND lease_owner = $${params.length}`;
+    }
+    const { rowCount } = await this.sql.query(
+      `UPDATE enrollments SET ${[...sets, 'updated_at = $2'].join(', ')}
+        WHERE enrollment_reference = $1${guard}`,
+      params,
+    );
+    return rowCount === 1;
+  }
+}
+
+class SqlIntentRepository implements EnrollmentIntentRepository {
+  constructor(private readonly sql: SqlClient) {}
+
+  async register(intent: Omit<EnrollmentIntent, 'createdAt'>): Promise<EnrollmentIntent> {
+    await this.sql.query(
+      `INSERT INTO enrollment_intents (enrollment_reference, user_reference, registered_by)
+       VALUES ($1, $2, $3) ON CONFLICT (enrollment_reference) DO NOTHING`,
+      [intent.enrollmentReference, intent.userReference, intent.registeredBy],
+    );
+    return (await this.get(intent.enrollmentReference))!;
+  }
+
+  async get(ref: string): Promise<EnrollmentIntent | null> {
+    const { rows } = await this.sql.query<{
+      enrollment_reference: string;
+      user_reference: string;
+      registered_by: string;
+      created_at: Date;
+    }>('SELECT * FROM enrollment_intents WHERE enrollment_reference = $1', [ref]);
+    const row = rows[0];
+    return row
+      ? {
+          enrollmentReference: row.enrollment_reference,
+          userReference: row.user_reference,
+          registeredBy: row.registered_by,
+          createdAt: row.created_at,
+        }
+      : null;
+  }
+}
+
+class SqlAuthenticationCallbackRepository implements AuthenticationCallbackRepository {
+  constructor(private readonly sql: SqlClient) {}
+
+  async record(c: AuthenticationCallbackRecord): Promise<boolean> {
+    const { rowCount } = await this.sql.query(
+      `INSERT INTO authentication_callbacks
+         (authentication_reference, transaction_result, enrollment_reference, transaction_date,
+          callback_date, scan_source, source_address)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (authentication_reference, transaction_result) DO NOTHING`,
+      [
+        c.authenticationReference,
+        c.transactionResult,
+        c.enrollmentReference,
+        c.transactionDate,
+        c.callbackDate,
+        c.scanSource,
+        c.sourceAddress,
+      ],
+    );
+    return rowCount === 1;
+  }
+}
+
+class SqlVaultKeyRepository implements VaultKeyRepository {
+  constructor(private readonly sql: SqlClient) {}
+
+  async putIfAbsent(name: string, ciphertext: Uint8Array): Promise<Uint8Array> {
+    await this.sql.query(
+      'INSERT INTO vault_keys (name, ciphertext) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING',
+      [name, Buffer.from(ciphertext)],
+    );
+    const { rows } = await this.sql.query<{ ciphertext: Uint8Array }>(
+      'SELECT ciphertext FROM vault_keys WHERE name = $1',
+      [name],
+    );
+    return new Uint8Array(rows[0]!.ciphertext);
+  }
+}
+
 function ledgerTx(sql: SqlClient): LedgerTx {
-  return { audit: new SqlAuditRepository(sql) };
+  return {
+    audit: new SqlAuditRepository(sql),
+    enrollments: new SqlEnrollmentRepository(sql),
+    intents: new SqlIntentRepository(sql),
+    authenticationCallbacks: new SqlAuthenticationCallbackRepository(sql),
+    vaultKeys: new SqlVaultKeyRepository(sql),
+  };
 }
 
 /** The Ledger port over either SQL driver: the same statements for pg and PGlite. */
