@@ -306,7 +306,8 @@ describe('Jumio simulator: the 15-minute rule', () => {
   let h: SimHarness;
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
   beforeEach(async () => {
-    h = await SimHarness.start();
+    // A frozen base clock makes the boundary exact; POST /__sim/clock moves it.
+    h = await SimHarness.start({ now: () => new Date('2025-03-01T09:00:00.000Z') });
     receiver = await startReceiver();
   });
   afterEach(async () => {
@@ -336,7 +337,7 @@ describe('Jumio simulator: the 15-minute rule', () => {
   it('expires the earlier unfinished authentication and sends it an EXPIRED callback', async () => {
     const enrollment = await h.enrolledAndDeleted();
     const first = await initiate(enrollment, 'first');
-    await h.control('POST', '/clock', { advanceMs: 14 * 60 * 1000 + 59_000 });
+    await h.control('POST', '/clock', { advanceMs: 15 * 60 * 1000 - 1 });
     const second = await initiate(enrollment, 'second');
 
     const [callback] = await receiver.waitFor(1);
@@ -371,7 +372,7 @@ describe('Jumio simulator: the 15-minute rule', () => {
     );
   });
 
-  it('leaves an authentication created 15 minutes or more earlier alone', async () => {
+  it('leaves an authentication created exactly 15 minutes (or more) earlier alone', async () => {
     const enrollment = await h.enrolledAndDeleted();
     const first = await initiate(enrollment, 'first');
     await h.control('POST', '/clock', { advanceMs: 15 * 60 * 1000 });
