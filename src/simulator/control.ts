@@ -1,8 +1,9 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import express, { type Request, type Response, type Router } from 'express';
 import { z } from 'zod';
-import { authenticationCallbackForm, deliveryRecord, scanCallbackForm } from './callbacks';
+import { deliveryRecord, scanCallbackForm } from './callbacks';
 import type { SimContext } from './context';
+import { completeAuthentication } from './jumio';
 import { scanPii, piiOverrideSchema } from './pii';
 import {
   AUTHENTICATION_RESULTS,
@@ -348,21 +349,10 @@ export function controlRouter(ctx: SimContext): Router {
     if (FINAL_AUTHENTICATION_STATES.includes(auth.state)) {
       return void res.status(409).json({ error: 'already_final', state: auth.state });
     }
-    const now = ctx.clock.now();
-    auth.state = body.result;
-    auth.finishedAt = now;
-    if (auth.callbackUrl === undefined) {
-      return void res.json({ state: auth.state, status: null, body: null });
-    }
-    const form = authenticationCallbackForm({
-      auth,
-      baseUrl: ctx.baseUrl(req),
-      now,
+    const result = await completeAuthentication(ctx, auth, body.result, ctx.baseUrl(req), {
       ...(body.variant ? { variant: body.variant } : {}),
       ...(body.overrides ? { overrides: body.overrides } : {}),
     });
-    const result = await ctx.callbacks.send(auth.callbackUrl, form);
-    auth.callbacks.push(deliveryRecord(auth.callbackUrl, form, now, result));
     res.json({ state: auth.state, ...result });
   });
 

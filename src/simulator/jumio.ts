@@ -2,6 +2,9 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import multer from 'multer';
 import {
+  type AuthenticationCallbackVariant,
+  type DeliveryResult,
+  type FieldOverrides,
   authenticationCallbackForm,
   authenticationImages,
   deliveryRecord,
@@ -14,6 +17,7 @@ import { applyFault } from './faults';
 import { parseEnrollmentMetadata } from './metadata';
 import { scanPii } from './pii';
 import {
+  type AuthenticationResult,
   type CredentialKind,
   FINAL_AUTHENTICATION_STATES,
   type JumioEndpoint,
@@ -326,6 +330,31 @@ export function sendAuthenticationCallbackInBackground(
   ctx.callbacks.sendInBackground(url, form, (result) => {
     auth.callbacks.push(deliveryRecord(url, form, now, result));
   });
+}
+
+/**
+ * Moves a non-final authentication to its result and delivers the callback (awaited, so
+ * the caller learns the vault's answer). Callers check that the state is not final.
+ */
+export async function completeAuthentication(
+  ctx: SimContext,
+  auth: SimAuthentication,
+  result: AuthenticationResult,
+  baseUrl: string,
+  options: { variant?: AuthenticationCallbackVariant; overrides?: FieldOverrides } = {},
+): Promise<DeliveryResult> {
+  const now = ctx.clock.now();
+  auth.state = result;
+  auth.finishedAt = now;
+  ctx.logger.info(
+    { transactionReference: auth.transactionReference, result },
+    'authentication completed',
+  );
+  if (auth.callbackUrl === undefined) return { status: null, body: null };
+  const form = authenticationCallbackForm({ auth, baseUrl, now, ...options });
+  const delivered = await ctx.callbacks.send(auth.callbackUrl, form);
+  auth.callbacks.push(deliveryRecord(auth.callbackUrl, form, now, delivered));
+  return delivered;
 }
 
 const MAX_FACEMAP_BYTES = 5 * 1024 * 1024;

@@ -4,6 +4,7 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import { CallbackSender, type SimLogger } from './callbacks';
 import type { SimContext, SimulatorCredentials } from './context';
 import { controlRouter } from './control';
+import { journeyRouter } from './journey';
 import { jumioMiddleware } from './jumio';
 import { SimState } from './state';
 import { SimClock } from './time';
@@ -77,6 +78,8 @@ function buildSimulator(options: SimulatorOptions = {}): { app: Express; ctx: Si
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use('/__sim', controlRouter(ctx));
+  // The person's browser journey, not an API the vault calls: outside the request log.
+  app.use('/web/v4/app', journeyRouter(ctx));
   app.use(jumioMiddleware(ctx));
   app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(err);
