@@ -194,7 +194,9 @@ export function parseTrustProxy(spec: string | undefined): false | number | stri
     if (hops > 16) throw new AddressSpecError('TRUST_PROXY: a hop count must be from 0 to 16');
     return hops;
   }
-  return parseCidrList(value, 'TRUST_PROXY');
+  const list = parseCidrList(value, 'TRUST_PROXY');
+  // Only separators (","): nothing trusted, said plainly.
+  return list.length > 0 ? list : false;
 }
 
 export interface RefusedCallback {
