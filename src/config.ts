@@ -1,5 +1,13 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { USER_REFERENCE_FIELDS, type UserReferenceField } from './core/enrollment/callback';
+import { parseApiKeys, type ApiKey } from './http/api-keys';
+import {
+  JUMIO_CALLBACK_IPS,
+  LOOPBACK_CIDRS,
+  parseCidrList,
+  parseTrustProxy,
+} from './http/callback-origin';
 
 /**
  * The one schema over the environment, parsed once at start-up. With nothing set the
@@ -88,6 +96,23 @@ export function isLoopbackHttpUrl(url: URL): boolean {
   );
 }
 
+/** A field parsed by a function that throws; its message becomes the issue. */
+const parsedBy = <T>(parse: (v: string) => T) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return undefined;
+      try {
+        return parse(v);
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        // Drop a leading "NAME: " the parser added itself; the path names the variable.
+        ctx.addIssue({ code: 'custom', message: message.replace(/^[A-Z_]+: /, '') });
+        return z.NEVER;
+      }
+    });
+
 const envSchema = z.object({
   PORT: int(1, 65535, 8080),
   HOST: optionalString,
@@ -117,6 +142,14 @@ const envSchema = z.object({
   JUMIO_ADMIN_API_TOKEN: optionalString,
   JUMIO_ADMIN_API_SECRET: optionalString,
   JUMIO_USER_AGENT: optionalString,
+  JUMIO_SIMULATOR_PORT: int(0, 65535, 4010),
+  JUMIO_CALLBACK_ALLOWED_CIDRS: parsedBy((v) => parseCidrList(v, 'JUMIO_CALLBACK_ALLOWED_CIDRS')),
+  TRUST_PROXY: parsedBy(parseTrustProxy),
+
+  USER_REFERENCE_FIELD: oneOf(USER_REFERENCE_FIELDS, 'customerId'),
+  ENROLLMENT_BINDING: oneOf(['none', 'intent'], 'none'),
+  ENROLLMENT_WORKER_INTERVAL_MS: int(10, 3_600_000, 1000),
+  VAULT_API_KEYS: parsedBy(parseApiKeys),
 });
 
 type Env = z.output<typeof envSchema>;
@@ -128,7 +161,7 @@ export interface JumioCredentials {
 
 export type JumioConfig =
   /** No Jumio configured: run the simulator in-process (development and demos). */
-  | { mode: 'embedded-simulator' }
+  | { mode: 'embedded-simulator'; simulatorPort: number }
   | {
       mode: 'remote';
       baseUrl: string;
@@ -160,6 +193,16 @@ export interface VaultConfig {
     { kind: 'kms'; keyId: string; region: string | undefined } | { kind: 'local'; keyFile: string };
   facemapMaxBytes: number;
   jumio: JumioConfig;
+  /** Where Jumio callbacks may come from (canonical CIDRs). */
+  callbackAllowedCidrs: string[];
+  trustProxy: false | number | string[];
+  /** Empty with an embedded ledger: an admin token is generated into the data dir. */
+  apiKeys: ApiKey[];
+  enrollment: {
+    userReferenceField: UserReferenceField;
+    binding: 'none' | 'intent';
+    workerIntervalMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -198,7 +241,7 @@ function jumioConfig(env: Env, problems: string[]): JumioConfig {
     env.JUMIO_ADMIN_API_SECRET,
   );
   if (!env.JUMIO_API_TOKEN && !env.JUMIO_API_SECRET && !env.JUMIO_BASE_URL) {
-    return { mode: 'embedded-simulator' };
+    return { mode: 'embedded-simulator', simulatorPort: env.JUMIO_SIMULATOR_PORT };
   }
   const baseUrl = env.JUMIO_BASE_URL ?? new URL(JUMIO_REGIONS[env.JUMIO_REGION]);
   if (baseUrl.protocol !== 'https:' && !isLoopbackHttpUrl(baseUrl)) {
@@ -255,6 +298,21 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): VaultConfig
     problems.push('S3_PREFIX: must be `/`-separated segments of letters, digits, `.`, `_`, `-`');
   }
   const jumio = jumioConfig(env, problems);
+  const loopbackJumio =
+    jumio.mode === 'embedded-simulator' || isLoopbackHttpUrl(new URL(jumio.baseUrl));
+  // Jumio's published list for the region; loopback when Jumio is a local simulator.
+  const callbackAllowedCidrs =
+    env.JUMIO_CALLBACK_ALLOWED_CIDRS ??
+    parseCidrList(
+      (loopbackJumio ? LOOPBACK_CIDRS : JUMIO_CALLBACK_IPS[env.JUMIO_REGION]).join(','),
+    );
+  const trustProxy = env.TRUST_PROXY ?? false;
+  const apiKeys = env.VAULT_API_KEYS ?? [];
+  if (apiKeys.length === 0 && env.DATABASE_URL) {
+    problems.push(
+      'VAULT_API_KEYS: required with DATABASE_URL (a generated admin token is for the embedded setup only)',
+    );
+  }
   if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
 
   return {
@@ -286,5 +344,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): VaultConfig
         },
     facemapMaxBytes: env.FACEMAP_MAX_BYTES,
     jumio,
+    callbackAllowedCidrs,
+    trustProxy,
+    apiKeys,
+    enrollment: {
+      userReferenceField: env.USER_REFERENCE_FIELD,
+      binding: env.ENROLLMENT_BINDING,
+      workerIntervalMs: env.ENROLLMENT_WORKER_INTERVAL_MS,
+    },
   };
 }

@@ -10,18 +10,37 @@ import { PgDatabase } from './adapters/ledger/pg-database';
 import { PgliteDatabase } from './adapters/ledger/pglite-database';
 import type { SqlDatabase } from './adapters/ledger/sql';
 import { SqlLedger } from './adapters/ledger/sql-ledger';
-import type { VaultConfig } from './config';
-import type { BlobStore, Envelope, Ledger, Logger } from './core/ports';
+import { UndiciJumioClient } from './adapters/jumio/undici-jumio-client';
+import type { AppDeps } from './app';
+import type { JumioConfig, VaultConfig } from './config';
+import { loadUserReferenceHasher } from './core/enrollment/context';
+import { EnrollmentPipeline, type PipelineOptions } from './core/enrollment/pipeline';
+import type { JumioApi } from './core/jumio';
+import { startLoop, type Loop } from './core/loop';
+import { type BlobStore, type Envelope, type Logger, systemClock } from './core/ports';
+import { ensureAdminToken } from './http/api-keys';
+import { CidrAllowlist } from './http/callback-origin';
+import { startSimulator, type RunningSimulator } from './simulator/server';
 
 /** The only place adapters are constructed: everything else receives ports. */
-export interface Container {
-  ledger: Ledger;
-  blobs: BlobStore;
-  envelope: Envelope;
-  logger: Logger;
-  /** Closes pools and handles; safe to call once at shutdown. */
+export interface Container extends AppDeps {
+  jumio: JumioApi;
+  pipeline: EnrollmentPipeline;
+  /** The in-process Jumio simulator on embedded defaults. */
+  simulator: RunningSimulator | undefined;
+  /** Starts the background workers (main.ts; tests drive the pipeline themselves). */
+  startWorkers(): void;
+  /** Stops workers, then closes pools and handles; call once at shutdown. */
   close(): Promise<void>;
 }
+
+/** Overrides for tests: pipeline hooks and retry schedules, an extra logger binding. */
+export interface ContainerOverrides {
+  pipeline?: Partial<PipelineOptions>;
+}
+
+/** The vault's own User-Agent towards the simulator (Jumio wants the business named). */
+const SIMULATOR_USER_AGENT = 'FacemapVault Embedded/0.1.0';
 
 /** Names the local key inside each ciphertext: changing it orphans existing blobs. */
 export const LOCAL_KEY_NAMESPACE = 'facemap-vault';
@@ -74,33 +93,117 @@ function buildBlobStore(config: VaultConfig): BlobStore {
   });
 }
 
-export async function buildContainer(config: VaultConfig, logger: Logger): Promise<Container> {
+async function buildJumio(
+  config: JumioConfig,
+  facemapMaxBytes: number,
+  logger: Logger,
+): Promise<{ jumio: UndiciJumioClient; simulator: RunningSimulator | undefined }> {
+  if (config.mode === 'remote') {
+    return {
+      jumio: new UndiciJumioClient({ ...config, facemapMaxBytes }),
+      simulator: undefined,
+    };
+  }
+  const simulator = await startSimulator({
+    port: config.simulatorPort,
+    logger: logger.child({ component: 'jumio-simulator' }),
+  });
+  logger.warn(
+    { simulator: simulator.baseUrl, control: `${simulator.baseUrl}/__sim/` },
+    'no Jumio configured: running the Jumio SIMULATOR in-process (embedded defaults, not for production)',
+  );
+  const credentials = {
+    token: simulator.credentials.apiToken,
+    secret: simulator.credentials.apiSecret,
+  };
+  return {
+    jumio: new UndiciJumioClient({
+      baseUrl: simulator.baseUrl,
+      credentials,
+      userAgent: SIMULATOR_USER_AGENT,
+      facemapMaxBytes,
+    }),
+    simulator,
+  };
+}
+
+export async function buildContainer(
+  config: VaultConfig,
+  logger: Logger,
+  overrides: ContainerOverrides = {},
+): Promise<Container> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const envelope = await buildEnvelope(config, logger);
   const blobs = buildBlobStore(config);
+  const apiKeys =
+    config.apiKeys.length > 0
+      ? config.apiKeys
+      : [(await ensureAdminToken(config.dataDir, logger)).key];
   const db = await openDatabase(config);
+  const closers: Array<() => Promise<void>> = [() => db.close()];
+  const closeAll = async () => {
+    for (const close of closers.reverse()) await close().catch(() => undefined);
+  };
   try {
     const applied = await runMigrations(db);
     if (applied.length > 0) logger.info({ applied }, 'ledger migrations applied');
+    const ledger = new SqlLedger(db);
+    const hashUserReference = await loadUserReferenceHasher(ledger, envelope);
+    const { jumio, simulator } = await buildJumio(config.jumio, config.facemapMaxBytes, logger);
+    closers.push(() => jumio.close());
+    if (simulator) closers.push(() => simulator.close());
+
+    const clock = systemClock;
+    const intake = {
+      userReferenceField: config.enrollment.userReferenceField,
+      binding: config.enrollment.binding,
+    };
+    const pipeline = new EnrollmentPipeline(
+      { ledger, blobs, envelope, jumio, clock, logger, hashUserReference },
+      { userReferenceField: intake.userReferenceField, ...overrides.pipeline },
+    );
+    let loops: Loop[] = [];
+    logger.info(
+      {
+        ledger: db.kind,
+        blobs: config.blobs.kind,
+        envelope: config.envelope.kind,
+        keyId: envelope.keyId,
+        jumio: config.jumio.mode === 'remote' ? config.jumio.baseUrl : 'embedded simulator',
+        binding: intake.binding,
+      },
+      'vault composed',
+    );
+    return {
+      ledger,
+      blobs,
+      envelope,
+      logger,
+      clock,
+      intake,
+      apiKeys,
+      callbackAllowlist: new CidrAllowlist(config.callbackAllowedCidrs),
+      trustProxy: config.trustProxy,
+      jumio,
+      pipeline,
+      simulator,
+      startWorkers() {
+        loops = [
+          startLoop(
+            'enrollment-pipeline',
+            () => pipeline.runOnce(),
+            config.enrollment.workerIntervalMs,
+            logger,
+          ),
+        ];
+      },
+      async close() {
+        await Promise.all(loops.map((loop) => loop.stop()));
+        await closeAll();
+      },
+    };
   } catch (error) {
-    await db.close().catch(() => undefined);
+    await closeAll();
     throw error;
   }
-  const ledger = new SqlLedger(db);
-  logger.info(
-    {
-      ledger: db.kind,
-      blobs: config.blobs.kind,
-      envelope: config.envelope.kind,
-      keyId: envelope.keyId,
-    },
-    'vault composed',
-  );
-  return {
-    ledger,
-    blobs,
-    envelope,
-    logger,
-    close: () => ledger.close(),
-  };
 }

@@ -43,6 +43,7 @@ async function main(): Promise<void> {
     await container.close().catch(() => undefined);
     die(`PORT ${config.port}: ${error instanceof Error ? error.message : String(error)}`);
   }
+  container.startWorkers();
   const address = server.address();
   logger.info(
     { port: typeof address === 'object' && address ? address.port : config.port },
@@ -53,7 +54,7 @@ async function main(): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'stopping: no new connections, finishing in-flight requests');
+    logger.info({ signal }, 'stopping: no new connections, finishing in-flight requests and work');
     // Keep-alive sockets that are idle would hold close() open forever.
     const idle = setInterval(() => server.closeIdleConnections(), 250);
     const force = setTimeout(() => {

@@ -12,6 +12,8 @@ import { PgliteDatabase } from '../../src/adapters/ledger/pglite-database';
 import { SqlLedger } from '../../src/adapters/ledger/sql-ledger';
 import { createApp, type AppDeps } from '../../src/app';
 import { VaultError } from '../../src/core/errors';
+import { systemClock } from '../../src/core/ports';
+import { CidrAllowlist } from '../../src/http/callback-origin';
 import { errorHandler } from '../../src/http/errors';
 import { captureLogs } from '../helpers/logs';
 
@@ -39,6 +41,11 @@ describe('HTTP shell', () => {
         maxPlaintextBytes: 1024,
       }),
       logger: logs.logger,
+      clock: systemClock,
+      intake: { userReferenceField: 'customerId', binding: 'none' },
+      apiKeys: [],
+      callbackAllowlist: new CidrAllowlist(['127.0.0.1/32']),
+      trustProxy: false,
     };
   });
   afterAll(async () => {
@@ -120,9 +127,9 @@ describe('HTTP shell', () => {
   });
 
   it('answers unknown routes with the JSON error shape', async () => {
-    const res = await request(createApp(deps)).get('/v1/nothing-here').expect(404);
+    const res = await request(createApp(deps)).get('/nothing-here').expect(404);
     expect(res.body).toEqual({
-      error: { code: 'not_found', message: 'no route for GET /v1/nothing-here' },
+      error: { code: 'not_found', message: 'no route for GET /nothing-here' },
     });
   });
 

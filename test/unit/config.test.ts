@@ -21,7 +21,15 @@ describe('loadConfig', () => {
     expect(config.blobs).toEqual({ kind: 'fs', root: path.join(dataDir, 'blobs') });
     expect(config.envelope).toEqual({ kind: 'local', keyFile: path.join(dataDir, 'master.key') });
     expect(config.facemapMaxBytes).toBe(5 * 1024 * 1024);
-    expect(config.jumio).toEqual({ mode: 'embedded-simulator' });
+    expect(config.jumio).toEqual({ mode: 'embedded-simulator', simulatorPort: 4010 });
+    expect(config.callbackAllowedCidrs).toEqual(['127.0.0.0/8', '::1/128']);
+    expect(config.trustProxy).toBe(false);
+    expect(config.apiKeys).toEqual([]);
+    expect(config.enrollment).toEqual({
+      userReferenceField: 'customerId',
+      binding: 'none',
+      workerIntervalMs: 1000,
+    });
   });
 
   it('selects PostgreSQL, S3 and KMS by configuration alone', () => {
@@ -40,6 +48,7 @@ describe('loadConfig', () => {
       JUMIO_API_TOKEN: 't',
       JUMIO_API_SECRET: 's',
       JUMIO_USER_AGENT: 'Acme Vault/1.2.3',
+      VAULT_API_KEYS: `ops:admin:${'a'.repeat(64)}`,
     });
     expect(config.database).toEqual({
       kind: 'postgres',
@@ -60,6 +69,10 @@ describe('loadConfig', () => {
       region: 'eu-west-1',
     });
     expect(config.facemapMaxBytes).toBe(1048576);
+    // A real region: Jumio's published callback addresses for it, not loopback.
+    expect(config.callbackAllowedCidrs).toContain('34.253.41.236/32');
+    expect(config.callbackAllowedCidrs).not.toContain('127.0.0.0/8');
+    expect(config.apiKeys.map((k) => [k.name, k.role])).toEqual([['ops', 'admin']]);
     expect(config.jumio).toEqual({
       mode: 'remote',
       baseUrl: 'https://lon.netverify.com',
@@ -127,6 +140,40 @@ describe('loadConfig', () => {
         JUMIO_USER_AGENT: 'Acme Vault/1.0',
       }),
     ).toEqual([expect.stringMatching(/^JUMIO_BASE_URL: must be https/)]);
+  });
+
+  it('validates the callback allowlist, trust proxy, API keys and enrollment settings', () => {
+    const problems = problemsOf({
+      JUMIO_CALLBACK_ALLOWED_CIDRS: '10.0.0.0/8, not-an-ip',
+      TRUST_PROXY: 'sometimes',
+      VAULT_API_KEYS: 'ops:root:abc',
+      USER_REFERENCE_FIELD: 'idNumber',
+      ENROLLMENT_BINDING: 'maybe',
+    });
+    const named = problems.map((p) => p.split(':')[0]).sort();
+    expect(named).toEqual(
+      [
+        'ENROLLMENT_BINDING',
+        'JUMIO_CALLBACK_ALLOWED_CIDRS',
+        'TRUST_PROXY',
+        'USER_REFERENCE_FIELD',
+        'VAULT_API_KEYS',
+      ].sort(),
+    );
+    expect(problems).toContainEqual(expect.stringMatching(/^VAULT_API_KEYS: entry 1/));
+    expect(problemsOf({ DATABASE_URL: 'postgres://db/vault' })).toEqual([
+      expect.stringMatching(/^VAULT_API_KEYS: required with DATABASE_URL/),
+    ]);
+    const ok = loadConfig({
+      JUMIO_CALLBACK_ALLOWED_CIDRS: '203.0.113.0/24 2001:db8::/32',
+      TRUST_PROXY: '1',
+      USER_REFERENCE_FIELD: 'merchantIdScanReference',
+      ENROLLMENT_BINDING: 'intent',
+    });
+    expect(ok.callbackAllowedCidrs).toEqual(['203.0.113.0/24', '2001:db8::/32']);
+    expect(ok.trustProxy).toBe(1);
+    expect(ok.enrollment.userReferenceField).toBe('merchantIdScanReference');
+    expect(ok.enrollment.binding).toBe('intent');
   });
 
   it('never echoes a secret value in its messages', () => {

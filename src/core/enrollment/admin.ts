@@ -1,0 +1,149 @@
+import { VaultError } from '../errors';
+import type { Clock, EnrollmentIntent, EnrollmentRecord, Ledger } from '../ports';
+import { isValidUserReference, JUMIO_REFERENCE } from './callback';
+import { nextStep } from './pipeline';
+
+/** What the read API shows of an enrollment: lifecycle metadata, never bytes. */
+export interface EnrollmentView {
+  userReference: string | null;
+  enrollmentReference: string;
+  state: EnrollmentRecord['state'];
+  reason?: string;
+  createdAt: string;
+  storedAt?: string;
+  activatedAt?: string;
+  jumioDeletedAt?: string;
+  facemapBytes: number | null;
+  ciphertextSha256: string | null;
+  keyId: string | null;
+  attempts: number;
+  lastError?: string;
+}
+
+export function toEnrollmentView(e: EnrollmentRecord): EnrollmentView {
+  const iso = (d: Date | null) => d?.toISOString();
+  return {
+    userReference: e.userReference,
+    enrollmentReference: e.enrollmentReference,
+    state: e.state,
+    ...(e.reason ? { reason: e.reason } : {}),
+    createdAt: e.createdAt.toISOString(),
+    ...(e.storedAt ? { storedAt: iso(e.storedAt) } : {}),
+    ...(e.activatedAt ? { activatedAt: iso(e.activatedAt) } : {}),
+    ...(e.jumioDeletedAt ? { jumioDeletedAt: iso(e.jumioDeletedAt) } : {}),
+    facemapBytes: e.facemapBytes,
+    ciphertextSha256: e.ciphertextSha256,
+    keyId: e.keyId,
+    attempts: e.attempts,
+    ...(e.lastError ? { lastError: e.lastError } : {}),
+  };
+}
+
+export class NotFoundError extends VaultError {
+  constructor(message: string) {
+    super('not_found', message);
+  }
+}
+
+export class ConflictError extends VaultError {
+  constructor(message: string) {
+    super('conflict', message);
+  }
+}
+
+export class InvalidRequestError extends VaultError {
+  constructor(message: string) {
+    super('invalid_request', message);
+  }
+}
+
+function assertUserReference(userReference: string): void {
+  if (!isValidUserReference(userReference)) {
+    throw new InvalidRequestError(
+      'userReference must be 1-100 characters of letters, digits, . _ : - and not an email address or phone number',
+    );
+  }
+}
+
+/** The user's current enrollment: the ACTIVE one, else the most recent. */
+export async function currentEnrollment(
+  ledger: Ledger,
+  userReference: string,
+): Promise<EnrollmentView> {
+  assertUserReference(userReference);
+  const all = await ledger.transaction((tx) => tx.enrollments.listByUser(userReference));
+  const current = all.find((e) => e.state === 'ACTIVE') ?? all[0];
+  if (!current) throw new NotFoundError('no enrollment for this user reference');
+  return toEnrollmentView(current);
+}
+
+/**
+ * Puts the user's FAILED enrollment back into the pipeline at the step it failed in
+ * (derived from what it had completed), with a fresh attempt budget. Audited.
+ */
+export async function replayFailed(
+  deps: { ledger: Ledger; clock: Clock },
+  userReference: string,
+  actor: string,
+): Promise<EnrollmentView> {
+  assertUserReference(userReference);
+  const now = deps.clock.now();
+  return deps.ledger.transaction(async (tx) => {
+    const failed = (await tx.enrollments.listByUser(userReference)).find(
+      (e) => e.state === 'FAILED',
+    );
+    if (!failed) throw new ConflictError('no FAILED enrollment to replay for this user reference');
+    const state = failed.storedAt ? 'STORED' : 'PENDING';
+    await tx.enrollments.update(
+      failed.enrollmentReference,
+      {
+        state,
+        attempts: 0,
+        nextAttemptAt: now,
+        lastError: null,
+        leaseOwner: null,
+        leaseUntil: null,
+      },
+      now,
+      null,
+    );
+    const resumed = { ...failed, state, attempts: 0 } as EnrollmentRecord;
+    await tx.audit.append({
+      type: 'enrollment.replayed',
+      actor,
+      enrollmentReference: failed.enrollmentReference,
+      userReference,
+      details: { previousError: failed.lastError, resumesAt: nextStep(resumed) },
+    });
+    return toEnrollmentView({ ...failed, state, attempts: 0, lastError: null, nextAttemptAt: now });
+  });
+}
+
+/** ENROLLMENT_BINDING=intent: an internal service announces whose scan is coming. */
+export async function registerIntent(
+  ledger: Ledger,
+  input: { enrollmentReference: string; userReference: string },
+  actor: string,
+): Promise<{ intent: EnrollmentIntent; created: boolean }> {
+  if (!JUMIO_REFERENCE.test(input.enrollmentReference)) {
+    throw new InvalidRequestError('enrollmentReference must be a Jumio scan reference');
+  }
+  assertUserReference(input.userReference);
+  return ledger.transaction(async (tx) => {
+    const existing = await tx.intents.get(input.enrollmentReference);
+    if (existing) {
+      if (existing.userReference !== input.userReference) {
+        throw new ConflictError('this enrollment reference is registered for another user');
+      }
+      return { intent: existing, created: false };
+    }
+    const intent = await tx.intents.register({ ...input, registeredBy: actor });
+    await tx.audit.append({
+      type: 'enrollment.intent_registered',
+      actor,
+      enrollmentReference: input.enrollmentReference,
+      userReference: input.userReference,
+    });
+    return { intent, created: true };
+  });
+}
