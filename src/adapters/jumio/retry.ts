@@ -34,6 +34,8 @@ export function parseRetryAfter(
   const raw = (Array.isArray(value) ? value[0] : value)?.trim();
   if (!raw) return null;
   if (/^\d+$/.test(raw)) return Number(raw) * 1000;
+  // An HTTP date names its day or month; Date.parse would also take "-5" or "1.5".
+  if (!/[a-z]/i.test(raw)) return null;
   const at = Date.parse(raw);
   if (Number.isNaN(at)) return null;
   return Math.max(0, at - nowMs);

@@ -161,7 +161,7 @@ async function readCapped(
   for await (const chunk of body as AsyncIterable<Buffer>) {
     total += chunk.byteLength;
     if (total > max) {
-      body.destroy();
+      discard(body);
       throw tooLarge();
     }
     chunks.push(chunk);
@@ -173,6 +173,13 @@ async function readCapped(
     offset += c.byteLength;
   }
   return out;
+}
+
+/** Abandons a body: undici emits an abort error on destroy, which nobody else listens to. */
+function discard(body: Dispatcher.ResponseData['body']): void {
+  if (body.destroyed) return;
+  body.on('error', () => undefined);
+  body.destroy();
 }
 
 async function drain(body: Dispatcher.ResponseData['body']): Promise<void> {
@@ -293,7 +300,7 @@ export class UndiciJumioClient implements JumioApi {
         }
         const length = Number(header(res.headers, 'content-length'));
         if (Number.isFinite(length) && length > max) {
-          res.body.destroy();
+          discard(res.body);
           throw new FacemapTooLargeError(max);
         }
         // A JSON or HTML body on a 200 is an error page, not a facemap: never store it.
@@ -502,7 +509,7 @@ export class UndiciJumioClient implements JumioApi {
     try {
       return await read(res);
     } catch (err) {
-      if (!res.body.destroyed) res.body.destroy();
+      discard(res.body);
       throw transportError(call.operation, err);
     }
   }
