@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import express, { type Request, type Response, type Router } from 'express';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { z } from 'zod';
 import { deliveryRecord, scanCallbackForm } from './callbacks';
 import type { SimContext } from './context';
@@ -413,6 +413,13 @@ export function controlRouter(ctx: SimContext): Router {
 
   router.use((req, res) => {
     res.status(404).json({ error: 'unknown_control_route', path: req.originalUrl });
+  });
+  // express.json() rejects unparsable bodies before any route runs; answer in this API's shape.
+  router.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    const status = typeof err === 'object' && err !== null && 'status' in err ? err.status : 500;
+    if (res.headersSent || typeof status !== 'number' || status >= 500) return next(err);
+    const message = err instanceof Error ? err.message : 'invalid request';
+    res.status(status).json({ error: 'invalid_json', issues: [{ path: '', message }] });
   });
   return router;
 }

@@ -92,6 +92,9 @@ describe('Jumio simulator: control API', () => {
       body: '{',
     });
     expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: 'invalid_json' });
+    const index = await h.control<{ controlApi: string[] }>('GET', '');
+    expect(index.body.controlApi.some((l) => l.includes('/__sim/faults'))).toBe(true);
     expect((await h.control('GET', '/nope')).status).toBe(404);
     expect((await h.control('GET', '/scans/unknown')).status).toBe(404);
     expect(
