@@ -24,6 +24,10 @@ import {
 } from '../../src/core/jumio';
 import { backoffDelay, parseRetryAfter } from '../../src/adapters/jumio/retry';
 import {
+  authenticationResponseSchema,
+  scanDetailsResponseSchema,
+} from '../../src/adapters/jumio/schemas';
+import {
   JUMIO_REGION_BASE_URLS,
   UndiciJumioClient,
   type UndiciJumioClientOptions,
@@ -860,5 +864,73 @@ describe('retry arithmetic', () => {
       99, 199, 399, 799, 999,
     ]);
     expect(backoffDelay(3, policy, () => 0)).toBe(0);
+  });
+});
+
+// ---------------------------------------------------------------- response variants
+
+describe('response schemas', () => {
+  const details = {
+    timestamp: '2024-05-01T10:00:00.1Z',
+    scanReference: 'ref-1',
+    document: { status: 'APPROVED_VERIFIED', firstName: 'JANE', number: 'X123' },
+    transaction: { status: 'DONE', date: '2024-05-01T09:59:59', customerId: 'c-1' },
+    verification: { identityVerification: { similarity: 'MATCH', validity: 'true' } },
+  };
+
+  it('takes the facemap link from a single object or from a list', () => {
+    const href = 'https://netverify.com/api/netverify/v2/scans/ref-1/data/facemap';
+    const single = scanDetailsResponseSchema.parse({
+      ...details,
+      facemap: { classifier: 'facemap', href },
+    });
+    const list = scanDetailsResponseSchema.parse({
+      ...details,
+      facemap: [
+        { classifier: 'other', href: 'https://netverify.com/other' },
+        { classifier: 'facemap', href },
+      ],
+    });
+    expect(single.facemapHref).toBe(href);
+    expect(list.facemapHref).toBe(href);
+  });
+
+  it('reads identityVerification sent as a JSON string, and drops PII', () => {
+    const parsed = scanDetailsResponseSchema.parse({
+      ...details,
+      verification: {
+        identityVerification: '{"similarity":"MATCH","validity":"FALSE","reason":"BAD"}',
+      },
+    });
+    expect(parsed).toMatchObject({ similarity: 'MATCH', validity: false, reason: 'BAD' });
+    expect(parsed.transactionDate?.toISOString()).toBe('2024-05-01T09:59:59.000Z');
+    expect(JSON.stringify(parsed)).not.toMatch(/JANE|X123/);
+  });
+
+  it('refuses an unknown validity instead of guessing', () => {
+    const result = scanDetailsResponseSchema.safeParse({
+      ...details,
+      verification: { identityVerification: { similarity: 'MATCH', validity: 'maybe' } },
+    });
+    expect(result.success).toBe(false);
+  });
+
+  it('drops authentication images and reads a date without Z as UTC', () => {
+    const parsed = authenticationResponseSchema.parse({
+      transactionReference: 'a-1',
+      enrollmentTransactionReference: 'e-1',
+      transactionResult: 'PASSED',
+      transactionDate: '2024-05-01T10:00:00.12',
+      scanSource: 'SDK',
+      images: [{ classifier: 'FACE', href: 'https://netverify.com/face' }],
+      livenessImages: ['https://netverify.com/l1'],
+    });
+    expect(parsed).toEqual({
+      transactionReference: 'a-1',
+      enrollmentTransactionReference: 'e-1',
+      transactionResult: 'PASSED',
+      transactionDate: new Date('2024-05-01T10:00:00.120Z'),
+      scanSource: 'SDK',
+    });
   });
 });
