@@ -10,7 +10,10 @@ import { PgDatabase } from './adapters/ledger/pg-database';
 import { PgliteDatabase } from './adapters/ledger/pglite-database';
 import type { SqlDatabase } from './adapters/ledger/sql';
 import { SqlLedger } from './adapters/ledger/sql-ledger';
-import { UndiciJumioClient } from './adapters/jumio/undici-jumio-client';
+import {
+  UndiciJumioClient,
+  type UndiciJumioClientOptions,
+} from './adapters/jumio/undici-jumio-client';
 import type { AppDeps } from './app';
 import type { JumioConfig, VaultConfig } from './config';
 import { loadUserReferenceHasher } from './core/enrollment/context';
@@ -37,6 +40,7 @@ export interface Container extends AppDeps {
 /** Overrides for tests: pipeline hooks and retry schedules, an extra logger binding. */
 export interface ContainerOverrides {
   pipeline?: Partial<PipelineOptions>;
+  jumio?: Pick<UndiciJumioClientOptions, 'timeouts' | 'retry' | 'sleep'>;
 }
 
 /** The vault's own User-Agent towards the simulator (Jumio wants the business named). */
@@ -97,10 +101,11 @@ async function buildJumio(
   config: JumioConfig,
   facemapMaxBytes: number,
   logger: Logger,
+  overrides: ContainerOverrides['jumio'] = {},
 ): Promise<{ jumio: UndiciJumioClient; simulator: RunningSimulator | undefined }> {
   if (config.mode === 'remote') {
     return {
-      jumio: new UndiciJumioClient({ ...config, facemapMaxBytes }),
+      jumio: new UndiciJumioClient({ ...config, facemapMaxBytes, ...overrides }),
       simulator: undefined,
     };
   }
@@ -122,6 +127,7 @@ async function buildJumio(
       credentials,
       userAgent: SIMULATOR_USER_AGENT,
       facemapMaxBytes,
+      ...overrides,
     }),
     simulator,
   };
@@ -149,7 +155,12 @@ export async function buildContainer(
     if (applied.length > 0) logger.info({ applied }, 'ledger migrations applied');
     const ledger = new SqlLedger(db);
     const hashUserReference = await loadUserReferenceHasher(ledger, envelope);
-    const { jumio, simulator } = await buildJumio(config.jumio, config.facemapMaxBytes, logger);
+    const { jumio, simulator } = await buildJumio(
+      config.jumio,
+      config.facemapMaxBytes,
+      logger,
+      overrides.jumio,
+    );
     closers.push(() => jumio.close());
     if (simulator) closers.push(() => simulator.close());
 

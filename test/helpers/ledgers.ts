@@ -11,7 +11,10 @@ export interface TestDatabase {
   dispose(): Promise<void>;
 }
 
-async function freshPostgres(adminUrl: string): Promise<TestDatabase> {
+/** A new, empty PostgreSQL database next to `adminUrl`'s; `drop` removes it. */
+export async function createPostgresDatabase(
+  adminUrl: string,
+): Promise<{ url: string; drop(): Promise<void> }> {
   const dbName = `vault_t_${randomBytes(6).toString('hex')}`;
   const admin = new Client({ connectionString: adminUrl });
   await admin.connect();
@@ -19,20 +22,30 @@ async function freshPostgres(adminUrl: string): Promise<TestDatabase> {
   await admin.end();
   const url = new URL(adminUrl);
   url.pathname = `/${dbName}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const client = new Client({ connectionString: adminUrl });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+      await client.end();
+    },
+  };
+}
+
+async function freshPostgres(adminUrl: string): Promise<TestDatabase> {
+  const created = await createPostgresDatabase(adminUrl);
   const opened: SqlDatabase[] = [];
   return {
     name: 'postgres',
     async open() {
-      const db = new PgDatabase({ connectionString: url.toString(), max: 5 });
+      const db = new PgDatabase({ connectionString: created.url, max: 5 });
       opened.push(db);
       return db;
     },
     async dispose() {
       await Promise.all(opened.map((db) => db.close().catch(() => undefined)));
-      const drop = new Client({ connectionString: adminUrl });
-      await drop.connect();
-      await drop.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-      await drop.end();
+      await created.drop();
     },
   };
 }
