@@ -4,6 +4,7 @@ import { SqlLedger } from '../adapters/ledger/sql-ledger';
 import { ConfigError, loadConfig } from '../config';
 import { openDatabase } from '../container';
 import { replayFailed } from '../core/enrollment/admin';
+import { isValidUserReference } from '../core/enrollment/callback';
 import { systemClock } from '../core/ports';
 
 /**
@@ -32,6 +33,12 @@ async function main(): Promise<void> {
   if (userReference === undefined || args.length !== 1) {
     console.error(USAGE);
     process.exit(2);
+  }
+  // Checked again by replayFailed; here first so a typo never opens the database.
+  if (!isValidUserReference(userReference)) {
+    throw new Error(
+      'userReference must be 1-100 characters of letters, digits, . _ : - and not an email address or phone number',
+    );
   }
   const config = loadConfig(process.env);
   const db = await openDatabase(config);
