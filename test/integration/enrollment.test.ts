@@ -445,6 +445,105 @@ describe.each(vaultLedgerKinds)('enrollment on %s', (_name, chooseLedger) => {
     });
   });
 
+  describe('Jumio still working on the scan', () => {
+    it('polls while the Retrieval API says PENDING, then stores once it is DONE', async () => {
+      const { scanReference: ref } = await sim.createScan({ status: 'PENDING' });
+      await sim.sendCallback(ref, callbackUrl());
+      await vault.container.pipeline.runOnce();
+      await vault.container.pipeline.runOnce();
+      const waiting = await get(ref);
+      expect(waiting).toMatchObject({ state: 'PENDING', confirmedAt: null });
+      expect(waiting!.lastError).toMatch(/^jumio_pending/);
+      await sim.control('PATCH', `scans/${ref}`, { status: 'DONE' });
+      expect((await settle(ref)).state).toBe('ACTIVE');
+    });
+
+    it('gives up as FAILED (replayable) when the scan stays PENDING', async () => {
+      const { scanReference: ref } = await sim.createScan({ status: 'PENDING' });
+      await sim.sendCallback(ref, callbackUrl());
+      const e = await settle(ref);
+      expect(e).toMatchObject({ state: 'FAILED', confirmedAt: null });
+      expect(e.lastError).toMatch(/PENDING/);
+      const seen = (await requestsFor(ref)).map((r) => r.endpoint);
+      expect(seen.every((x) => x === 'scanDetails')).toBe(true);
+    });
+  });
+
+  describe('ENROLLMENT_BINDING=intent', () => {
+    let server: import('node:http').Server;
+    let intentUrl: string;
+    beforeAll(async () => {
+      const { createServer } = await import('node:http');
+      server = createServer(
+        createApp({ ...vault.container, intake: { ...vault.container.intake, binding: 'intent' } }),
+      );
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const a = server.address();
+      intentUrl = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`;
+    });
+    afterAll(() => new Promise((r) => server.close(r)));
+
+    const register = (
+      enrollmentReference: string,
+      userReference: string,
+      token = TOKENS.onboarding,
+    ) =>
+      request(intentUrl)
+        .post('/v1/enrollment-intents')
+        .set('Authorization', `Bearer ${token}`)
+        .send({ enrollmentReference, userReference });
+
+    it('stores a facemap only for a scan an internal service registered first', async () => {
+      const { scanReference: ref } = await sim.createScan({ customerId: 'user-intent-1' });
+      const res = await register(ref, 'user-intent-1').expect(201);
+      expect(res.body).toMatchObject({
+        enrollmentReference: ref,
+        userReference: 'user-intent-1',
+        registeredBy: 'onboarding-svc',
+      });
+      await register(ref, 'user-intent-1').expect(200);
+      await register(ref, 'user-intent-2').expect(409);
+      await sim.sendCallback(ref, `${intentUrl}/webhooks/jumio`);
+      expect((await settle(ref)).state).toBe('ACTIVE');
+    });
+
+    it('rejects an unannounced scan as unexpected_enrollment', async () => {
+      const { scanReference: ref } = await sim.createScan();
+      await sim.sendCallback(ref, `${intentUrl}/webhooks/jumio`);
+      expect(await settle(ref)).toMatchObject({
+        state: 'REJECTED',
+        reason: 'unexpected_enrollment',
+      });
+      expect(await requestsFor(ref)).toEqual([]);
+    });
+
+    it('rejects a callback whose user reference disagrees with the intent', async () => {
+      const { scanReference: ref } = await sim.createScan({ customerId: 'user-intent-other' });
+      await register(ref, 'user-intent-expected').expect(201);
+      await sim.sendCallback(ref, `${intentUrl}/webhooks/jumio`);
+      expect(await settle(ref)).toMatchObject({
+        state: 'REJECTED',
+        reason: 'user_reference_mismatch',
+      });
+      expect(await requestsFor(ref)).toEqual([]);
+    });
+
+    it('validates intents and who may register them', async () => {
+      await register('not a reference!', 'user-x').expect(400);
+      await register('f0000000-0000-4000-8000-0000000000ff', 'jane@example.com').expect(400);
+      await register('f0000000-0000-4000-8000-0000000000ff', 'user-x', TOKENS.auditor).expect(403);
+      await request(intentUrl)
+        .post('/v1/enrollment-intents')
+        .set('Authorization', `Bearer ${TOKENS.admin}`)
+        .send({
+          enrollmentReference: 'f0000000-0000-4000-8000-0000000000ff',
+          userReference: 'u',
+          extra: 1,
+        })
+        .expect(400);
+    });
+  });
+
   describe('crash and restart', () => {
     const steps = ['confirm', 'store', 'delete_at_jumio', 'activate'] as const;
 

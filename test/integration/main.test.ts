@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort, spawnVault, waitFor } from '../helpers/process';
@@ -15,7 +15,12 @@ describe('the vault process (npm start)', () => {
   it('starts on embedded defaults, is ready, keeps a 0600 key, and exits 0 on SIGTERM', async () => {
     const dataDir = path.join(dir, 'data');
     const port = await freePort();
-    const vault = spawnVault({ VAULT_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1' });
+    const vault = spawnVault({
+      VAULT_DATA_DIR: dataDir,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      JUMIO_SIMULATOR_PORT: '0',
+    });
     try {
       const body = await waitFor(async () => {
         const res = await fetch(`http://127.0.0.1:${port}/readyz`);
@@ -29,6 +34,18 @@ describe('the vault process (npm start)', () => {
       expect(key.mode & 0o777).toBe(0o600);
       expect((await stat(dataDir)).isDirectory()).toBe(true);
       expect(vault.stdout()).toMatch(/GENERATED A NEW LOCAL MASTER KEY: for development only/);
+      // No API keys on embedded defaults: an admin token, 0600, whose path is logged.
+      const tokenFile = path.join(dataDir, 'admin.token');
+      expect((await stat(tokenFile)).mode & 0o777).toBe(0o600);
+      expect(vault.stdout()).toContain(tokenFile);
+      const token = (await readFile(tokenFile, 'utf8')).trim();
+      expect(vault.stdout()).not.toContain(token);
+      const authed = await fetch(`http://127.0.0.1:${port}/v1/enrollments/nobody`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(authed.status).toBe(404);
+      // The Jumio simulator runs in-process, and the log says so.
+      expect(vault.stdout()).toMatch(/running the Jumio SIMULATOR in-process/);
 
       // An in-flight request finishes although SIGTERM arrives while it runs.
       const inFlight = fetch(`http://127.0.0.1:${port}/readyz`);
