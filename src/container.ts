@@ -112,6 +112,11 @@ async function buildJumio(
   const simulator = await startSimulator({
     port: config.simulatorPort,
     logger: logger.child({ component: 'jumio-simulator' }),
+  }).catch((error: unknown) => {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(
+      `JUMIO_SIMULATOR_PORT ${config.simulatorPort}: the embedded simulator cannot listen (${reason})`,
+    );
   });
   logger.warn(
     { simulator: simulator.baseUrl, control: `${simulator.baseUrl}/__sim/` },

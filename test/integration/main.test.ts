@@ -72,6 +72,21 @@ describe('the vault process (npm start)', () => {
     30_000,
   );
 
+  it('names JUMIO_SIMULATOR_PORT when the embedded simulator cannot listen', async () => {
+    const { createServer } = await import('node:net');
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    const address = busy.address();
+    const taken = String(typeof address === 'object' && address ? address.port : 0);
+    try {
+      const vault = spawnVault({ VAULT_DATA_DIR: dir, JUMIO_SIMULATOR_PORT: taken, PORT: '1' });
+      expect(await vault.exited).toBe(1);
+      expect(vault.stderr()).toMatch(new RegExp(`cannot start: JUMIO_SIMULATOR_PORT ${taken}:`));
+    } finally {
+      busy.close();
+    }
+  }, 30_000);
+
   it('refuses an unreadable key file, naming VAULT_LOCAL_KEY_FILE', async () => {
     const keyFile = path.join(dir, 'master.key');
     await writeFile(keyFile, 'not a key', { mode: 0o600 });
