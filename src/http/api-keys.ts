@@ -8,9 +8,9 @@
  * a slow password hash would only add latency to every internal call.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Request, RequestHandler, Response } from 'express';
+import { createSecretFile, readSecretFile, SecretFileError } from '../adapters/secret-file';
 import { VaultError } from '../core/errors';
 import type { Logger } from '../core/ports';
 import { requestPathOf, sourceAddressOf } from './callback-origin';
@@ -344,102 +344,34 @@ export async function ensureAdminToken(
   return { key, tokenFile, created };
 }
 
+/** The token, or undefined when the file does not exist. */
 async function readTokenFile(file: string): Promise<string | undefined> {
-  let handle: fs.FileHandle;
-  try {
-    handle = await fs.open(file, constants.O_RDONLY);
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return undefined;
-    throw new AdminTokenError(file, `cannot be opened (${errnoCode(err) ?? 'unknown error'})`, {
-      cause: err,
-    });
-  }
-  try {
-    // fstat on the open handle: the file checked is the file read.
-    const stat = await handle.stat();
-    if (!stat.isFile()) throw new AdminTokenError(file, 'is not a regular file');
-    if (process.platform !== 'win32' && (stat.mode & 0o077) !== 0) {
-      const mode = (stat.mode & 0o777).toString(8).padStart(4, '0');
-      throw new AdminTokenError(
-        file,
-        `is accessible by group or others (mode ${mode}); run: chmod 600 ${file}`,
-      );
-    }
-    const buf = Buffer.alloc(MAX_TOKEN_LENGTH + 2);
-    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
-    const text = buf
-      .subarray(0, bytesRead)
-      .toString('ascii')
-      .replace(/\r?\n$/, '');
-    buf.fill(0);
-    if (!isWellFormedToken(text) || text.length < MIN_FILE_TOKEN_LENGTH) {
-      // Never echo the content.
-      throw new AdminTokenError(
-        file,
-        `must hold one bearer token of ${MIN_FILE_TOKEN_LENGTH} to ${MAX_TOKEN_LENGTH} ` +
-          'characters (A-Z a-z 0-9 - . _ ~ + / =); delete it to have a new one generated',
-      );
-    }
-    return text;
-  } catch (err) {
-    if (err instanceof AdminTokenError) throw err;
-    throw new AdminTokenError(file, `cannot be read (${errnoCode(err) ?? 'unknown error'})`, {
-      cause: err,
-    });
-  } finally {
-    await handle.close();
-  }
-}
-
-/**
- * Private temporary file, fsync, then link() into place: link fails when the target
- * exists (exclusive), and no reader ever sees a half-written token. False when it existed.
- */
-async function createTokenFile(file: string, token: string): Promise<boolean> {
-  const dir = path.dirname(file);
-  try {
-    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-  } catch (err) {
+  // A token and its newline: never read more.
+  const content = await readSecretFile(file, MAX_TOKEN_LENGTH + 2).catch((err: unknown) => {
+    throw asAdminTokenError(file, err);
+  });
+  if (content === undefined) return undefined;
+  const { text } = content;
+  if (!isWellFormedToken(text) || text.length < MIN_FILE_TOKEN_LENGTH) {
+    // Never echo the content.
     throw new AdminTokenError(
       file,
-      `cannot create its directory (${errnoCode(err) ?? 'unknown'})`,
-      {
-        cause: err,
-      },
+      `must hold one bearer token of ${MIN_FILE_TOKEN_LENGTH} to ${MAX_TOKEN_LENGTH} ` +
+        'characters (A-Z a-z 0-9 - . _ ~ + / =); delete it to have a new one generated',
     );
   }
-  const tmp = path.join(
-    dir,
-    `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`,
-  );
-  const content = Buffer.from(`${token}\n`, 'ascii');
-  try {
-    const handle = await fs.open(tmp, 'wx', 0o600);
-    try {
-      await handle.chmod(0o600);
-      await handle.writeFile(content);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    try {
-      await fs.link(tmp, file);
-    } catch (err) {
-      if (errnoCode(err) === 'EEXIST') return false;
-      throw err;
-    }
-    return true;
-  } catch (err) {
-    throw new AdminTokenError(file, `cannot be created (${errnoCode(err) ?? 'unknown error'})`, {
-      cause: err,
-    });
-  } finally {
-    content.fill(0);
-    await fs.rm(tmp, { force: true });
-  }
+  return text;
 }
 
-function errnoCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
+/** Creates the token file exclusively (see createSecretFile); false when it already existed. */
+async function createTokenFile(file: string, token: string): Promise<boolean> {
+  return createSecretFile(file, token).catch((err: unknown) => {
+    throw asAdminTokenError(file, err);
+  });
+}
+
+/** The shared file checks' reason, under this file's own error class and message prefix. */
+function asAdminTokenError(file: string, err: unknown): unknown {
+  if (!(err instanceof SecretFileError)) return err;
+  return new AdminTokenError(file, err.reason, 'cause' in err ? { cause: err.cause } : undefined);
 }
