@@ -1,34 +1,31 @@
+import {
+  type AuthenticationResult as JumioAuthenticationResult,
+  FINAL_AUTHENTICATION_RESULTS,
+  SCAN_STATUSES,
+  type ScanStatus,
+  SIMILARITIES,
+  type Similarity,
+  VERIFICATION_STATUSES,
+  type VerificationStatus,
+} from '../core/jumio';
 import type { PiiOverride } from './pii';
 import type { FractionDigits } from './time';
 
-export const SCAN_STATUSES = ['PENDING', 'DONE', 'FAILED'] as const;
-export type ScanStatus = (typeof SCAN_STATUSES)[number];
-
-export const VERIFICATION_STATUSES = [
-  'APPROVED_VERIFIED',
-  'DENIED_FRAUD',
-  'DENIED_UNSUPPORTED_ID_TYPE',
-  'DENIED_UNSUPPORTED_ID_COUNTRY',
-  'ERROR_NOT_READABLE_ID',
-  'NO_ID_UPLOADED',
-] as const;
-export type VerificationStatus = (typeof VERIFICATION_STATUSES)[number];
-
-export const SIMILARITIES = ['MATCH', 'NO_MATCH', 'NOT_POSSIBLE'] as const;
-export type Similarity = (typeof SIMILARITIES)[number];
+// Jumio's own values: one list, the one the vault parses with (src/core/jumio.ts), so the
+// simulator cannot drift from what the client accepts.
+export { SCAN_STATUSES, SIMILARITIES, VERIFICATION_STATUSES };
+export type { ScanStatus, Similarity, VerificationStatus };
 
 export const ID_SCAN_SOURCES = ['WEB', 'WEB_CAM', 'WEB_UPLOAD', 'API', 'SDK'] as const;
 export type IdScanSource = (typeof ID_SCAN_SOURCES)[number];
 
+/** Simulator only: the results a user can end the hosted journey with. */
 export const AUTHENTICATION_RESULTS = ['PASSED', 'FAILED', 'INVALID'] as const;
 export type AuthenticationResult = (typeof AUTHENTICATION_RESULTS)[number];
-export type AuthenticationState = 'CREATED' | 'STARTED' | AuthenticationResult | 'EXPIRED';
-export const FINAL_AUTHENTICATION_STATES: readonly AuthenticationState[] = [
-  'PASSED',
-  'FAILED',
-  'INVALID',
-  'EXPIRED',
-];
+/** Every state a transaction can be in: Jumio's list of authentication results. */
+export type AuthenticationState = JumioAuthenticationResult;
+export const FINAL_AUTHENTICATION_STATES: readonly AuthenticationState[] =
+  FINAL_AUTHENTICATION_RESULTS;
 
 export const JUMIO_ENDPOINTS = [
   'scanStatus',
