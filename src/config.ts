@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { JUMIO_REGION_BASE_URLS } from './adapters/jumio/undici-jumio-client';
 import { USER_REFERENCE_FIELDS, type UserReferenceField } from './core/enrollment/callback';
+import { isLoopbackHostname } from './core/jumio';
 import { parseApiKeys, type ApiKey } from './http/api-keys';
 import {
   JUMIO_CALLBACK_IPS,
@@ -79,21 +81,12 @@ const oneOf = <T extends string>(values: readonly [T, ...T[]], fallback: T) =>
       return z.NEVER;
     });
 
-export const JUMIO_REGIONS = {
-  US: 'https://netverify.com',
-  EU: 'https://lon.netverify.com',
-  SGP: 'https://core-sgp.jumio.com',
-} as const;
-
 /** `Company App/1.2.3`: Jumio wants the business named in the User-Agent. */
 const USER_AGENT = /^[\x21-\x7e][\x20-\x7e]* [\x21-\x7e]+\/\d+(\.\d+)*$/;
 
+/** http to this machine: the same loopback rule the Jumio client applies. */
 export function isLoopbackHttpUrl(url: URL): boolean {
-  const host = url.hostname;
-  return (
-    url.protocol === 'http:' &&
-    (host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host))
-  );
+  return url.protocol === 'http:' && isLoopbackHostname(url.hostname);
 }
 
 /** A field parsed by a function that throws; its message becomes the issue. */
@@ -243,7 +236,7 @@ function jumioConfig(env: Env, problems: string[]): JumioConfig {
   if (!env.JUMIO_API_TOKEN && !env.JUMIO_API_SECRET && !env.JUMIO_BASE_URL) {
     return { mode: 'embedded-simulator', simulatorPort: env.JUMIO_SIMULATOR_PORT };
   }
-  const baseUrl = env.JUMIO_BASE_URL ?? new URL(JUMIO_REGIONS[env.JUMIO_REGION]);
+  const baseUrl = env.JUMIO_BASE_URL ?? new URL(JUMIO_REGION_BASE_URLS[env.JUMIO_REGION]);
   if (baseUrl.protocol !== 'https:' && !isLoopbackHttpUrl(baseUrl)) {
     problems.push('JUMIO_BASE_URL: must be https (plain http only for a loopback simulator)');
   }

@@ -7,10 +7,9 @@
 import { promises as dns } from 'node:dns';
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import type { Request, RequestHandler } from 'express';
+import type { JumioRegion } from '../adapters/jumio/undici-jumio-client';
 import { VaultError } from '../core/errors';
 import type { Logger } from '../core/ports';
-
-export type JumioRegion = 'US' | 'EU' | 'SGP';
 
 /** Jumio's published callback source addresses (jumio-api.md), the default allowlists. */
 export const JUMIO_CALLBACK_IPS: Readonly<Record<JumioRegion, readonly string[]>> = {
