@@ -1,11 +1,6 @@
 import { z } from 'zod';
-
-/** Locales Jumio's authentication web journey supports (jumio-api.md, section 4). */
-export const SUPPORTED_LOCALES = [
-  'bg', 'cs', 'da', 'de', 'el', 'en', 'en-GB', 'es', 'es-MX', 'et', 'fi', 'fr', 'hu', 'hy', 'it',
-  'ja', 'ka', 'ko', 'lt', 'nl', 'no', 'pl', 'pt', 'pt-BR', 'ro', 'ru', 'sk', 'sv', 'tr', 'vi',
-  'zh-CN', 'zh-HK',
-] as const; // prettier-ignore
+// The locales Jumio's authentication web journey supports: the list the client checks.
+import { SUPPORTED_LOCALES } from '../core/jumio';
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
