@@ -117,6 +117,8 @@ export interface EnrollmentRecord {
   verificationStatus: string | null;
   similarity: string | null;
   validity: boolean | null;
+  /** `identityVerification.reason` (Jumio's code; kept only when it looks like one). */
+  verificationReason: string | null;
   /** The facemap URL the callback carried (checked again before any fetch). */
   callbackFacemapUrl: string | null;
   /** The URL confirmed through the Retrieval API, once confirmed. */
@@ -154,6 +156,7 @@ export type NewEnrollment = Pick<
   | 'verificationStatus'
   | 'similarity'
   | 'validity'
+  | 'verificationReason'
   | 'callbackFacemapUrl'
   | 'scanSource'
   | 'sourceAddress'

@@ -3,6 +3,7 @@ import { SqlLedger } from '../../src/adapters/ledger/sql-ledger';
 import type { SqlDatabase } from '../../src/adapters/ledger/sql';
 import { DependencyError } from '../../src/core/errors';
 import { testDatabaseKinds, type TestDatabase } from '../helpers/ledgers';
+import { newEnrollment } from '../helpers/fixtures';
 
 const latest = Math.max(...migrations.map((m) => m.version));
 
@@ -160,24 +161,7 @@ describe.each(testDatabaseKinds)('Enrollment repository on %s', (_name, create) 
 
   const insert = (enrollmentReference: string, userReference = `u-${enrollmentReference}`) =>
     ledger.transaction((tx) =>
-      tx.enrollments.insert(
-        {
-          enrollmentReference,
-          userReference,
-          state: 'PENDING',
-          reason: null,
-          verificationStatus: 'APPROVED_VERIFIED',
-          similarity: 'MATCH',
-          validity: true,
-          callbackFacemapUrl: null,
-          scanSource: 'WEB',
-          sourceAddress: '127.0.0.1',
-          transactionDate: t0,
-          callbackDate: t0,
-          nextAttemptAt: t0,
-        },
-        t0,
-      ),
+      tx.enrollments.insert(newEnrollment(enrollmentReference, t0, { userReference }), t0),
     );
 
   it('inserts once per scan reference', async () => {

@@ -7,6 +7,7 @@ import { SqlLedger } from '../../src/adapters/ledger/sql-ledger';
 import { loadConfig } from '../../src/config';
 import { openDatabase } from '../../src/container';
 import { ROOT } from '../helpers/process';
+import { newEnrollment } from '../helpers/fixtures';
 
 interface Run {
   code: number | null;
@@ -83,24 +84,7 @@ describe('npm run replay', () => {
     await withLedger(dir, (ledger) =>
       ledger.transaction(async (tx) => {
         const now = new Date();
-        await tx.enrollments.insert(
-          {
-            enrollmentReference: ref,
-            userReference: user,
-            state: 'PENDING',
-            reason: null,
-            verificationStatus: 'APPROVED_VERIFIED',
-            similarity: 'MATCH',
-            validity: true,
-            callbackFacemapUrl: null,
-            scanSource: 'WEB',
-            sourceAddress: '127.0.0.1',
-            transactionDate: now,
-            callbackDate: now,
-            nextAttemptAt: now,
-          },
-          now,
-        );
+        await tx.enrollments.insert(newEnrollment(ref, now, { userReference: user }), now);
         await tx.enrollments.update(
           ref,
           { state: 'FAILED', lastError: 'x', attempts: 8, nextAttemptAt: null },

@@ -92,6 +92,7 @@ describe.each(vaultLedgerKinds)('enrollment on %s', (_name, chooseLedger) => {
 
         const e = await settle(ref);
         expect(e.state).toBe('ACTIVE');
+        expect(e.verificationReason).toBe('reasonWithValidTrue' in variant ? 'BAD_QUALITY' : null);
         expect(e.facemapBytes).toBe(Buffer.from(facemapBase64, 'base64').length);
         expect(e.jumioDeletedAt).not.toBeNull();
         expect((await sim.scan(ref)).deleted).toBe(true);
@@ -703,6 +704,7 @@ describe.each(vaultLedgerKinds)('enrollment on %s', (_name, chooseLedger) => {
           'ciphertextSha256',
           'keyId',
           'attempts',
+          'history',
         ].sort(),
       );
       expect(res.body).toMatchObject({
@@ -734,6 +736,9 @@ describe.each(vaultLedgerKinds)('enrollment on %s', (_name, chooseLedger) => {
         .set('Authorization', `Bearer ${TOKENS.admin}`)
         .expect(200);
       expect(res.body.enrollmentReference).toBe(second.scanReference);
+      expect(res.body.history).toEqual([
+        expect.objectContaining({ enrollmentReference: first.scanReference, state: 'SUPERSEDED' }),
+      ]);
     });
   });
 });

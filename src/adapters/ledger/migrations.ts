@@ -89,6 +89,7 @@ export const migrations: readonly Migration[] = [
     name: 'enrollment pipeline: intake fields, leases, intents, vault keys',
     sql: `
       ALTER TABLE enrollments
+        ADD COLUMN verification_reason  text,
         ADD COLUMN callback_facemap_url text,
         ADD COLUMN scan_source          text,
         ADD COLUMN source_address       text,

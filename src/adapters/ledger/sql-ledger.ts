@@ -90,6 +90,7 @@ const ENROLLMENT_COLUMNS = {
   verificationStatus: 'verification_status',
   similarity: 'similarity',
   validity: 'validity',
+  verificationReason: 'verification_reason',
   callbackFacemapUrl: 'callback_facemap_url',
   facemapUrl: 'facemap_url',
   scanSource: 'scan_source',

@@ -65,16 +65,34 @@ function assertUserReference(userReference: string): void {
   }
 }
 
-/** The user's current enrollment: the ACTIVE one, else the most recent. */
+/** The user's other enrollments, newest first: a re-enrollment in flight or FAILED shows here. */
+export interface EnrollmentSummary {
+  enrollmentReference: string;
+  state: EnrollmentRecord['state'];
+  reason?: string;
+  createdAt: string;
+  lastError?: string;
+}
+
+/** The user's current enrollment (the ACTIVE one, else the most recent), and the others. */
 export async function currentEnrollment(
   ledger: Ledger,
   userReference: string,
-): Promise<EnrollmentView> {
+): Promise<EnrollmentView & { history: EnrollmentSummary[] }> {
   assertUserReference(userReference);
   const all = await ledger.transaction((tx) => tx.enrollments.listByUser(userReference));
   const current = all.find((e) => e.state === 'ACTIVE') ?? all[0];
   if (!current) throw new NotFoundError('no enrollment for this user reference');
-  return toEnrollmentView(current);
+  const history = all
+    .filter((e) => e !== current)
+    .map((e) => ({
+      enrollmentReference: e.enrollmentReference,
+      state: e.state,
+      ...(e.reason ? { reason: e.reason } : {}),
+      createdAt: e.createdAt.toISOString(),
+      ...(e.lastError ? { lastError: e.lastError } : {}),
+    }));
+  return { ...toEnrollmentView(current), history };
 }
 
 /**

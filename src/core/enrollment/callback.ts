@@ -75,7 +75,8 @@ export function parseIdVerificationCallback(
       ? {
           similarity: parsed.data.similarity,
           validity: parsed.data.validity,
-          reason: parsed.data.reason ? parsed.data.reason.slice(0, 200) : null,
+          // Jumio's reasons are codes; free text could carry anything, so it is dropped.
+          reason: enumLike(parsed.data.reason ?? undefined),
         }
       : 'invalid';
   }

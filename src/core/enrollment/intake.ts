@@ -67,6 +67,7 @@ export async function receiveIdVerificationCallback(
       verificationStatus: callback.verificationStatus,
       similarity: iv?.similarity ?? null,
       validity: iv?.validity ?? null,
+      verificationReason: iv?.reason ?? null,
       callbackFacemapUrl: callback.facemapUrl,
       scanSource: callback.scanSource,
       sourceAddress: sourceAddress ?? null,
