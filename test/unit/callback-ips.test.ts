@@ -1,0 +1,48 @@
+import { callbackIps } from '../../src/cli/callback-ips';
+import type { LookupAll } from '../../src/http/callback-origin';
+
+describe('npm run callback-ips', () => {
+  const lookupFrom =
+    (answers: Record<string, string[]>): LookupAll =>
+    async (host) => {
+      const found = answers[host];
+      if (!found) throw Object.assign(new Error('not found'), { code: 'ENOTFOUND' });
+      return found.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
+    };
+
+  it('prints the allowlist line for the region and what changed against the built-in list', async () => {
+    const lines: string[] = [];
+    const code = await callbackIps(
+      ['eu'],
+      {},
+      (l) => lines.push(l),
+      lookupFrom({ 'callback.lon.jumio.com': ['34.253.41.236', '52.48.0.25', '203.0.113.9'] }),
+    );
+    expect(code).toBe(0);
+    expect(lines.at(-1)).toBe('JUMIO_CALLBACK_ALLOWED_CIDRS=34.253.41.236,52.48.0.25,203.0.113.9');
+    expect(lines.join('\n')).toContain('new since the built-in list: 203.0.113.9');
+    expect(lines.join('\n')).toMatch(/no longer in DNS: .*35\.157\.27\.193/);
+  });
+
+  it('uses JUMIO_REGION by default and refuses an unknown region', async () => {
+    const lines: string[] = [];
+    const lookup = lookupFrom({ 'callback.core-sgp.jumio.com': ['3.0.109.121'] });
+    expect(await callbackIps([], { JUMIO_REGION: 'SGP' }, (l) => lines.push(l), lookup)).toBe(0);
+    expect(lines.at(-1)).toBe('JUMIO_CALLBACK_ALLOWED_CIDRS=3.0.109.121');
+    expect(await callbackIps(['MARS'], {}, (l) => lines.push(l), lookup)).toBe(2);
+  });
+
+  it('prints nothing to deploy when DNS fails or answers with a private address', async () => {
+    const lines: string[] = [];
+    expect(await callbackIps(['US'], {}, (l) => lines.push(l), lookupFrom({}))).toBe(1);
+    expect(
+      await callbackIps(
+        ['US'],
+        {},
+        (l) => lines.push(l),
+        lookupFrom({ 'callback.jumio.com': ['10.0.0.5'] }),
+      ),
+    ).toBe(1);
+    expect(lines.some((l) => l.startsWith('JUMIO_CALLBACK_ALLOWED_CIDRS='))).toBe(false);
+  });
+});
