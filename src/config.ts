@@ -143,6 +143,7 @@ const envSchema = z.object({
   ENROLLMENT_BINDING: oneOf(['none', 'intent'], 'none'),
   ENROLLMENT_WORKER_INTERVAL_MS: int(10, 3_600_000, 1000),
   VAULT_API_KEYS: parsedBy(parseApiKeys),
+  NODE_ENV: optionalString,
 });
 
 type Env = z.output<typeof envSchema>;
@@ -234,6 +235,12 @@ function jumioConfig(env: Env, problems: string[]): JumioConfig {
     env.JUMIO_ADMIN_API_SECRET,
   );
   if (!env.JUMIO_API_TOKEN && !env.JUMIO_API_SECRET && !env.JUMIO_BASE_URL) {
+    // A production vault that forgot its Jumio settings must not quietly talk to a fake.
+    if (env.NODE_ENV === 'production') {
+      problems.push(
+        'JUMIO_API_TOKEN: required when NODE_ENV=production (the embedded Jumio simulator is for development)',
+      );
+    }
     return { mode: 'embedded-simulator', simulatorPort: env.JUMIO_SIMULATOR_PORT };
   }
   const baseUrl = env.JUMIO_BASE_URL ?? new URL(JUMIO_REGION_BASE_URLS[env.JUMIO_REGION]);

@@ -176,6 +176,21 @@ describe('loadConfig', () => {
     expect(ok.enrollment.binding).toBe('intent');
   });
 
+  it('refuses the embedded Jumio simulator when NODE_ENV=production', () => {
+    expect(problemsOf({ NODE_ENV: 'production' })).toEqual([
+      expect.stringMatching(/^JUMIO_API_TOKEN: required when NODE_ENV=production/),
+    ]);
+    expect(loadConfig({ NODE_ENV: 'development' }).jumio.mode).toBe('embedded-simulator');
+    expect(
+      loadConfig({
+        NODE_ENV: 'production',
+        JUMIO_API_TOKEN: 't',
+        JUMIO_API_SECRET: 's',
+        JUMIO_USER_AGENT: 'Acme Vault/1.0',
+      }).jumio.mode,
+    ).toBe('remote');
+  });
+
   it('never echoes a secret value in its messages', () => {
     const problems = problemsOf({
       JUMIO_API_SECRET: 'super-secret-value',
