@@ -40,6 +40,8 @@ export interface Container extends AppDeps {
 /** Overrides for tests: pipeline hooks and retry schedules, an extra logger binding. */
 export interface ContainerOverrides {
   pipeline?: Partial<PipelineOptions>;
+  /** Wraps the configured blob store (fault injection in tests). */
+  wrapBlobs?: (blobs: BlobStore) => BlobStore;
   jumio?: Pick<UndiciJumioClientOptions, 'timeouts' | 'retry' | 'sleep'>;
 }
 
@@ -145,7 +147,8 @@ export async function buildContainer(
 ): Promise<Container> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const envelope = await buildEnvelope(config, logger);
-  const blobs = buildBlobStore(config);
+  const configuredBlobs = buildBlobStore(config);
+  const blobs = overrides.wrapBlobs ? overrides.wrapBlobs(configuredBlobs) : configuredBlobs;
   const apiKeys =
     config.apiKeys.length > 0
       ? config.apiKeys

@@ -600,6 +600,46 @@ describe.each(vaultLedgerKinds)('enrollment on %s', (_name, chooseLedger) => {
     );
   });
 
+  it('sweeps the blob of an attempt that died between writing and committing', async () => {
+    const ownLedger = await chooseLedger();
+    let failNextPut = true;
+    const flaky = await startTestVault(sim, ownLedger, {
+      overrides: {
+        wrapBlobs: (real) =>
+          Object.assign(Object.create(real) as typeof real, {
+            put: async (key: string, body: Uint8Array) => {
+              await real.put(key, body);
+              if (failNextPut) {
+                failNextPut = false;
+                throw new Error('process died after the write');
+              }
+            },
+          }),
+      },
+    });
+    try {
+      const { scanReference: ref } = await sim.createScan();
+      await sim.sendCallback(ref, `${flaky.url}/webhooks/jumio`);
+      let strays = 0;
+      for (let i = 0; i < 200; i++) {
+        await flaky.container.pipeline.runOnce();
+        const e = await get(ref, flaky);
+        if (e?.state === 'STORED') strays = Math.max(strays, (await blobKeys(ref, flaky)).length);
+        if (e?.state === 'ACTIVE') break;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      const e = await get(ref, flaky);
+      expect(e!.state).toBe('ACTIVE');
+      expect(strays).toBe(2); // the dead attempt's blob and the recorded one
+      expect(await blobKeys(ref, flaky)).toEqual([e!.blobKey]);
+      expect((await requestsFor(ref)).filter((r) => r.endpoint === 'scanDelete')).toHaveLength(1);
+    } finally {
+      await flaky.stop();
+      await ownLedger.dispose();
+      await removeDir(flaky.dataDir);
+    }
+  });
+
   it('keeps no PII and no plaintext facemap anywhere but in memory', async () => {
     const sentinel = (name: string) => `SENTINEL-${name}-7f3a9c`;
     const pii = {
