@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { createApp } from './app';
 import { ConfigError, loadConfig } from './config';
 import { buildContainer } from './container';
+import { closeGracefully } from './http/shutdown';
 import { createLogger } from './logging';
 
 /** Start-up failures end the process with a message an operator can act on. */
@@ -55,15 +56,9 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping: no new connections, finishing in-flight requests and work');
-    // Keep-alive sockets that are idle would hold close() open forever.
-    const idle = setInterval(() => server.closeIdleConnections(), 250);
-    const force = setTimeout(() => {
-      logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timeout: closing connections');
-      server.closeAllConnections();
-    }, config.shutdownTimeoutMs);
-    server.close(async () => {
-      clearInterval(idle);
-      clearTimeout(force);
+    void closeGracefully(server, config.shutdownTimeoutMs, () =>
+      logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timeout: closing connections'),
+    ).then(async () => {
       try {
         await container.close();
         logger.info({}, 'stopped');
@@ -73,7 +68,6 @@ async function main(): Promise<void> {
         process.exit(1);
       }
     });
-    server.closeIdleConnections();
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
