@@ -157,7 +157,7 @@ export async function startTestSimulator(): Promise<SimulatorClient> {
 
 /**
  * A whole vault as main.ts composes it (real container, real HTTP on loopback), talking
- * to the standalone simulator, with fast retries and short Jumio timeouts. The pipeline
+ * to the standalone simulator, with fast retries and bounded Jumio timeouts. The pipeline
  * is driven by the test (`container.pipeline.drain()`), not by background workers.
  */
 export async function startTestVault(
@@ -183,7 +183,9 @@ export async function startTestVault(
     ...options.overrides,
     pipeline: { retry: FAST_RETRY, leaseMs: 30_000, ...options.overrides?.pipeline },
     jumio: {
-      timeouts: { connectMs: 1000, headersMs: 300, bodyMs: 300 },
+      // Generous enough that a busy machine never times out a healthy call (exact request
+      // sequences are asserted); the hang faults pay this per hung call.
+      timeouts: { connectMs: 2000, headersMs: 1500, bodyMs: 1500 },
       retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 5 },
       ...options.overrides?.jumio,
     },

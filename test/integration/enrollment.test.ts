@@ -208,11 +208,11 @@ describe.each(vaultLedgerKinds)('enrollment on %s', (_name, chooseLedger) => {
 
     it.each([
       ['retrieval 503', { endpoint: 'scanDetails', kind: 'status', status: 503, times: 4 }],
-      ['retrieval hang', { endpoint: 'scanDetails', kind: 'hang', times: 3 }],
+      ['retrieval hang', { endpoint: 'scanDetails', kind: 'hang', times: 2 }],
       ['download 500', { endpoint: 'facemap', kind: 'status', status: 500, times: 4 }],
-      ['download hang', { endpoint: 'facemap', kind: 'hang', times: 3 }],
+      ['download hang', { endpoint: 'facemap', kind: 'hang', times: 2 }],
       ['delete 502', { endpoint: 'scanDelete', kind: 'status', status: 502, times: 4 }],
-      ['delete hang', { endpoint: 'scanDelete', kind: 'hang', times: 3 }],
+      ['delete hang', { endpoint: 'scanDelete', kind: 'hang', times: 2 }],
       [
         'retrieval 429',
         { endpoint: 'scanDetails', kind: 'status', status: 429, retryAfter: 0, times: 3 },
