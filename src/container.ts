@@ -153,24 +153,25 @@ export async function buildContainer(
     config.apiKeys.length > 0
       ? config.apiKeys
       : [(await ensureAdminToken(config.dataDir, logger)).key];
-  const db = await openDatabase(config);
-  const closers: Array<() => Promise<void>> = [() => db.close()];
+  // Jumio first: a taken simulator port fails start-up before the ledger is opened.
+  const { jumio, simulator } = await buildJumio(
+    config.jumio,
+    config.facemapMaxBytes,
+    logger,
+    overrides.jumio,
+  );
+  const closers: Array<() => Promise<void>> = [() => jumio.close()];
+  if (simulator) closers.push(() => simulator.close());
   const closeAll = async () => {
     for (const close of closers.reverse()) await close().catch(() => undefined);
   };
   try {
+    const db = await openDatabase(config);
+    closers.push(() => db.close());
     const applied = await runMigrations(db);
     if (applied.length > 0) logger.info({ applied }, 'ledger migrations applied');
     const ledger = new SqlLedger(db);
     const hashUserReference = await loadUserReferenceHasher(ledger, envelope);
-    const { jumio, simulator } = await buildJumio(
-      config.jumio,
-      config.facemapMaxBytes,
-      logger,
-      overrides.jumio,
-    );
-    closers.push(() => jumio.close());
-    if (simulator) closers.push(() => simulator.close());
 
     const clock = systemClock;
     const intake = {
