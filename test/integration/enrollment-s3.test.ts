@@ -2,6 +2,7 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { S3BlobStore } from '../../src/adapters/blobs/s3-blob-store';
 import { type RunningS3rver, startS3rver } from '../helpers/s3rver';
 import {
+  type LedgerChoice,
   removeDir,
   type SimulatorClient,
   startTestSimulator,
@@ -19,7 +20,9 @@ describe('enrollment with BLOB_STORE=s3', () => {
   let s3: RunningS3rver;
   let sim: SimulatorClient;
   let vault: TestVault;
-  const [, pglite] = vaultLedgerKinds.find(([name]) => name === 'pglite') ?? vaultLedgerKinds[0]!;
+  let ledger: LedgerChoice;
+  const [, chooseLedger] =
+    vaultLedgerKinds.find(([name]) => name === 'pglite') ?? vaultLedgerKinds[0]!;
 
   beforeAll(async () => {
     s3 = await startS3rver();
@@ -27,7 +30,8 @@ describe('enrollment with BLOB_STORE=s3', () => {
     // The SDK's default credential chain reads these; s3rver accepts its fixed pair.
     process.env.AWS_ACCESS_KEY_ID = 'S3RVER';
     process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
-    vault = await startTestVault(sim, await pglite(), {
+    ledger = await chooseLedger();
+    vault = await startTestVault(sim, ledger, {
       env: {
         BLOB_STORE: 's3',
         S3_BUCKET: s3.bucket,
@@ -40,6 +44,7 @@ describe('enrollment with BLOB_STORE=s3', () => {
   });
   afterAll(async () => {
     await vault?.stop();
+    await ledger?.dispose();
     await sim?.running.close();
     await s3?.close();
     await removeDir(vault.dataDir);
