@@ -1,10 +1,11 @@
-import { authenticationResultSchema, parseJumioTimestamp } from '../jumio';
+import { authenticationResultSchema } from '../jumio';
 import type { Clock, Ledger } from '../ports';
 import {
   CallbackFormatError,
   type FormFields,
   JUMIO_REFERENCE,
   single,
+  timestampField,
 } from '../enrollment/callback';
 
 const FINAL = new Set(['PASSED', 'FAILED', 'INVALID', 'EXPIRED']);
@@ -27,19 +28,16 @@ export async function receiveAuthenticationCallback(
   if (!result.success || !FINAL.has(result.data)) {
     throw new CallbackFormatError('transactionResult is missing or not a final result');
   }
-  const enrollment = single(fields, 'enrollmentTransactionReference');
-  const date = (name: string) => {
-    const v = single(fields, name);
-    return v === undefined ? null : parseJumioTimestamp(v);
-  };
+  const rawEnrollment = single(fields, 'enrollmentTransactionReference');
+  const enrollment = rawEnrollment && JUMIO_REFERENCE.test(rawEnrollment) ? rawEnrollment : null;
   const scanSource = single(fields, 'scanSource')?.toUpperCase();
   return deps.ledger.transaction(async (tx) => {
     const created = await tx.authenticationCallbacks.record({
       authenticationReference: reference,
       transactionResult: result.data,
-      enrollmentReference: enrollment && JUMIO_REFERENCE.test(enrollment) ? enrollment : null,
-      transactionDate: date('transactionDate'),
-      callbackDate: date('callbackDate'),
+      enrollmentReference: enrollment,
+      transactionDate: timestampField(fields, 'transactionDate'),
+      callbackDate: timestampField(fields, 'callbackDate'),
       scanSource: scanSource && /^[A-Z_]{1,16}$/.test(scanSource) ? scanSource : null,
       sourceAddress: sourceAddress ?? null,
     });
@@ -48,7 +46,7 @@ export async function receiveAuthenticationCallback(
         type: 'authentication.callback_received',
         actor: 'jumio',
         authenticationReference: reference,
-        enrollmentReference: enrollment && JUMIO_REFERENCE.test(enrollment) ? enrollment : null,
+        enrollmentReference: enrollment,
         details: { transactionResult: result.data, sourceAddress: sourceAddress ?? null },
       });
     }

@@ -111,21 +111,16 @@ export async function replayFailed(
       (e) => e.state === 'FAILED',
     );
     if (!failed) throw new ConflictError('no FAILED enrollment to replay for this user reference');
-    const state = failed.storedAt ? 'STORED' : 'PENDING';
-    await tx.enrollments.update(
-      failed.enrollmentReference,
-      {
-        state,
-        attempts: 0,
-        nextAttemptAt: now,
-        lastError: null,
-        leaseOwner: null,
-        leaseUntil: null,
-      },
-      now,
-      null,
-    );
-    const resumed = { ...failed, state, attempts: 0 } as EnrollmentRecord;
+    const patch = {
+      state: failed.storedAt ? ('STORED' as const) : ('PENDING' as const),
+      attempts: 0,
+      nextAttemptAt: now,
+      lastError: null,
+      leaseOwner: null,
+      leaseUntil: null,
+    };
+    await tx.enrollments.update(failed.enrollmentReference, patch, now, null);
+    const resumed: EnrollmentRecord = { ...failed, ...patch };
     await tx.audit.append({
       type: 'enrollment.replayed',
       actor,
@@ -133,7 +128,7 @@ export async function replayFailed(
       userReference,
       details: { previousError: failed.lastError, resumesAt: nextStep(resumed) },
     });
-    return toEnrollmentView({ ...failed, state, attempts: 0, lastError: null, nextAttemptAt: now });
+    return toEnrollmentView(resumed);
   });
 }
 

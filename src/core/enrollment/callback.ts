@@ -53,7 +53,9 @@ function enumLike(value: string | undefined): string | null {
   return upper && ENUM_LIKE.test(upper) ? upper : null;
 }
 
-function timestamp(value: string | undefined): Date | null {
+/** A Jumio timestamp field (0-3 fraction digits, with or without Z); null when absent or bad. */
+export function timestampField(fields: FormFields, name: string): Date | null {
+  const value = single(fields, name);
   return value === undefined ? null : parseJumioTimestamp(value);
 }
 
@@ -89,8 +91,8 @@ export function parseIdVerificationCallback(
     facemapUrl: facemapUrl && facemapUrl.length <= 2048 ? facemapUrl : null,
     userReferenceCandidate: single(fields, userReferenceField),
     scanSource: enumLike(single(fields, 'idScanSource')),
-    transactionDate: timestamp(single(fields, 'transactionDate')),
-    callbackDate: timestamp(single(fields, 'callbackDate')),
+    transactionDate: timestampField(fields, 'transactionDate'),
+    callbackDate: timestampField(fields, 'callbackDate'),
   };
 }
 
