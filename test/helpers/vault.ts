@@ -158,7 +158,7 @@ export async function startTestSimulator(): Promise<SimulatorClient> {
 /**
  * A whole vault as main.ts composes it (real container, real HTTP on loopback), talking
  * to the standalone simulator, with fast retries and bounded Jumio timeouts. The pipeline
- * is driven by the test (`container.pipeline.drain()`), not by background workers.
+ * is driven by the test (`container.pipeline.runOnce()`), not by background workers.
  */
 export async function startTestVault(
   sim: SimulatorClient,

@@ -151,13 +151,6 @@ export class EnrollmentPipeline {
     return claimed.length;
   }
 
-  /** Runs until nothing is due (tests, demo, CLI). */
-  async drain(maxRounds = 100): Promise<void> {
-    for (let i = 0; i < maxRounds; i++) {
-      if ((await this.runOnce()) === 0) return;
-    }
-  }
-
   private async advance(e: EnrollmentRecord): Promise<void> {
     const step = nextStep(e);
     if (!step) return;
