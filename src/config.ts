@@ -142,6 +142,9 @@ const envSchema = z.object({
   USER_REFERENCE_FIELD: oneOf(USER_REFERENCE_FIELDS, 'customerId'),
   ENROLLMENT_BINDING: oneOf(['none', 'intent'], 'none'),
   ENROLLMENT_WORKER_INTERVAL_MS: int(10, 3_600_000, 1000),
+  WORKER_CONCURRENCY: int(1, 64, 2),
+  ORPHAN_SWEEP_INTERVAL_MS: int(60_000, 7 * 24 * 3_600_000, 3_600_000),
+  ORPHAN_SWEEP_GRACE_MS: int(60_000, 7 * 24 * 3_600_000, 3_600_000),
   VAULT_API_KEYS: parsedBy(parseApiKeys),
   NODE_ENV: optionalString,
 });
@@ -196,6 +199,12 @@ export interface VaultConfig {
     userReferenceField: UserReferenceField;
     binding: 'none' | 'intent';
     workerIntervalMs: number;
+  };
+  workers: {
+    /** Concurrent steps per queue in this process. */
+    concurrency: number;
+    orphanSweepIntervalMs: number;
+    orphanSweepGraceMs: number;
   };
 }
 
@@ -351,6 +360,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): VaultConfig
       userReferenceField: env.USER_REFERENCE_FIELD,
       binding: env.ENROLLMENT_BINDING,
       workerIntervalMs: env.ENROLLMENT_WORKER_INTERVAL_MS,
+    },
+    workers: {
+      concurrency: env.WORKER_CONCURRENCY,
+      orphanSweepIntervalMs: env.ORPHAN_SWEEP_INTERVAL_MS,
+      orphanSweepGraceMs: env.ORPHAN_SWEEP_GRACE_MS,
     },
   };
 }

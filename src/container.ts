@@ -17,10 +17,14 @@ import {
 import type { AppDeps } from './app';
 import type { JumioConfig, VaultConfig } from './config';
 import { loadUserReferenceHasher } from './core/enrollment/context';
+import { BlobStores } from './core/blobs';
+import { OrphanSweep } from './core/enrollment/orphans';
 import { EnrollmentPipeline, type PipelineOptions } from './core/enrollment/pipeline';
+import { ScheduleJob } from './core/schedules';
 import type { JumioApi } from './core/jumio';
 import { startLoop, type Loop } from './core/loop';
-import { type BlobStore, type Envelope, type Logger, systemClock } from './core/ports';
+import { type BlobStore, type Clock, type Envelope, type Logger, systemClock } from './core/ports';
+import { Worker } from './core/work';
 import { ensureAdminToken } from './http/api-keys';
 import { CidrAllowlist } from './http/callback-origin';
 import { startSimulator, type RunningSimulator } from './simulator/server';
@@ -29,6 +33,8 @@ import { startSimulator, type RunningSimulator } from './simulator/server';
 export interface Container extends AppDeps {
   jumio: JumioApi;
   pipeline: EnrollmentPipeline;
+  /** Periodic tasks (orphan sweep) on the `schedules` queue; tests step it themselves. */
+  schedules: { runOnce(): Promise<number> };
   /** The in-process Jumio simulator on embedded defaults. */
   simulator: RunningSimulator | undefined;
   /** Starts the background workers (main.ts; tests drive the pipeline themselves). */
@@ -43,6 +49,8 @@ export interface ContainerOverrides {
   /** Wraps the configured blob store (fault injection in tests). */
   wrapBlobs?: (blobs: BlobStore) => BlobStore;
   jumio?: Pick<UndiciJumioClientOptions, 'timeouts' | 'retry' | 'sleep'>;
+  /** A controlled clock (lease expiry, schedules) instead of the system's. */
+  clock?: Clock;
 }
 
 /** The vault's own User-Agent towards the simulator (Jumio wants the business named). */
@@ -173,15 +181,30 @@ export async function buildContainer(
     const ledger = new SqlLedger(db);
     const hashUserReference = await loadUserReferenceHasher(ledger, envelope);
 
-    const clock = systemClock;
+    const clock = overrides.clock ?? systemClock;
     const intake = {
       userReferenceField: config.enrollment.userReferenceField,
       binding: config.enrollment.binding,
     };
+    const stores = new BlobStores(blobs);
     const pipeline = new EnrollmentPipeline(
-      { ledger, blobs, envelope, jumio, clock, logger, hashUserReference },
-      { userReferenceField: intake.userReferenceField, ...overrides.pipeline },
+      { ledger, blobs: stores, envelope, jumio, clock, logger, hashUserReference },
+      { ...intake, ...overrides.pipeline },
     );
+    const scheduleJob = new ScheduleJob(
+      [
+        new OrphanSweep(
+          { ledger, blobs: stores, clock, logger },
+          {
+            intervalMs: config.workers.orphanSweepIntervalMs,
+            graceMs: config.workers.orphanSweepGraceMs,
+          },
+        ),
+      ],
+      { ledger, clock },
+    );
+    await scheduleJob.ensureScheduled();
+    const schedules = new Worker(scheduleJob, { ledger, clock, logger });
     let loops: Loop[] = [];
     logger.info(
       {
@@ -206,15 +229,15 @@ export async function buildContainer(
       trustProxy: config.trustProxy,
       jumio,
       pipeline,
+      schedules,
       simulator,
       startWorkers() {
+        const idleMs = config.enrollment.workerIntervalMs;
         loops = [
-          startLoop(
-            'enrollment-pipeline',
-            () => pipeline.runOnce(),
-            config.enrollment.workerIntervalMs,
-            logger,
+          ...Array.from({ length: config.workers.concurrency }, (_, i) =>
+            startLoop(`enrollment-pipeline-${i}`, () => pipeline.runOnce(), idleMs, logger),
           ),
+          startLoop('schedules', () => schedules.runOnce(), idleMs, logger),
         ];
       },
       async close() {

@@ -154,7 +154,10 @@ describe.each(vaultLedgerKinds)('enrollment on %s', (_name, chooseLedger) => {
     it('rejects when the Retrieval API names another user than the callback', async () => {
       const { scanReference: ref } = await sim.createScan({ customerId: 'user-genuine' });
       await sim.sendCallback(ref, callbackUrl(), { overrides: { customerId: 'user-attacker' } });
-      expect(await settle(ref)).toMatchObject({ state: 'REJECTED', reason: 'retrieval_mismatch' });
+      expect(await settle(ref)).toMatchObject({
+        state: 'REJECTED',
+        reason: 'retrieval_user_reference_mismatch',
+      });
       expect((await sim.scan(ref)).facemapDownloads).toBe(0);
     });
 
