@@ -1,6 +1,11 @@
 import express, { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
-import { currentEnrollment, registerIntent, replayFailed } from '../core/enrollment/admin';
+import {
+  currentEnrollment,
+  registerIntent,
+  replayFailed,
+  resolveParked,
+} from '../core/enrollment/admin';
 import type { Clock, Ledger } from '../core/ports';
 import type { Caller, Role } from './api-keys';
 import { HttpError } from './errors';
@@ -11,6 +16,8 @@ export interface EnrollmentRouteDeps {
   authenticate: RequestHandler;
   requireRole: (...roles: Role[]) => RequestHandler;
 }
+
+const resolveBody = z.strictObject({ action: z.enum(['activate', 'discard']) });
 
 const intentBody = z.strictObject({
   enrollmentReference: z.string(),
@@ -63,6 +70,23 @@ export function enrollmentRoutes(deps: EnrollmentRouteDeps): Router {
     deps.requireRole('admin'),
     async (req, res) => {
       res.json(await replayFailed(deps, String(req.params.userReference), caller(res)));
+    },
+  );
+
+  router.post(
+    '/v1/enrollments/by-scan/:scanReference/resolve',
+    deps.requireRole('admin'),
+    async (req, res) => {
+      const parsed = resolveBody.safeParse(req.body);
+      if (!parsed.success) {
+        throw new HttpError(
+          400,
+          'invalid_request',
+          'body must be {"action": "activate" | "discard"}',
+        );
+      }
+      const ref = String(req.params.scanReference);
+      res.json(await resolveParked(deps, ref, parsed.data.action, caller(res)));
     },
   );
   return router;
