@@ -8,6 +8,10 @@ import type { CidrAllowlist } from './http/callback-origin';
 import { enrollmentRoutes } from './http/enrollments';
 import { errorHandler, notFound } from './http/errors';
 import { accessLog, requestId } from './http/middleware';
+import { buildOpenApiDocument } from './http/openapi';
+import { RouteRegistry } from './http/route';
+import { callbackFormSchema } from './http/webhooks';
+import { z } from 'zod';
 import { webhookRoutes } from './http/webhooks';
 
 export interface AppDeps {
@@ -87,9 +91,75 @@ export function createApp(deps: AppDeps): Express {
       );
     },
   });
-  app.use(enrollmentRoutes({ ...deps, ...auth }));
+  const routes = new RouteRegistry();
+  documentPublicRoutes(routes);
+  app.get('/openapi.json', (_req, res) => {
+    res.json(buildOpenApiDocument(routes));
+  });
+  // One bearer-token check for all of /v1 (an unknown /v1 path is 401, not 404), then JSON.
+  app.use('/v1', auth.authenticate, express.json({ limit: '64kb' }));
+  app.use(enrollmentRoutes({ ...deps, auth, routes }));
 
   app.use(notFound);
   app.use(errorHandler(deps.logger));
   return app;
+}
+
+const readinessSchema = z.object({
+  status: z.enum(['ready', 'unavailable']),
+  checks: z.record(z.string(), z.enum(['ok', 'failed', 'timeout'])),
+});
+
+/** The routes served by hand (probes, the Jumio webhook), described for /openapi.json. */
+function documentPublicRoutes(routes: RouteRegistry): void {
+  const tags = ['operations'];
+  routes.document({
+    method: 'get',
+    path: '/healthz',
+    summary: 'The process is alive',
+    tags,
+    roles: null,
+    responses: { 200: { description: 'alive', schema: z.object({ status: z.literal('ok') }) } },
+  });
+  routes.document({
+    method: 'get',
+    path: '/readyz',
+    summary: 'The ledger answers, the blob store is reachable, an envelope round trip works',
+    tags,
+    roles: null,
+    responses: {
+      200: { description: 'ready', schema: readinessSchema },
+      503: {
+        description: 'a dependency failed (named in `checks`)',
+        schema: readinessSchema.extend({
+          error: z.object({ code: z.string(), message: z.string() }),
+        }),
+      },
+    },
+  });
+  routes.document({
+    method: 'get',
+    path: '/openapi.json',
+    summary: 'This document',
+    tags,
+    roles: null,
+    responses: { 200: { description: 'the OpenAPI 3.1 description' } },
+  });
+  routes.document({
+    method: 'post',
+    path: '/webhooks/jumio',
+    summary: "Jumio's callbacks (ID Verification and Authentication), from Jumio's addresses only",
+    description:
+      'Answered 200 only once the callback is committed to the ledger; 5xx makes Jumio retry.',
+    tags: ['jumio'],
+    roles: null,
+    body: callbackFormSchema,
+    bodyContentType: 'application/x-www-form-urlencoded',
+    responses: {
+      200: { description: 'committed', schema: z.object({ status: z.literal('received') }) },
+      403: { description: "the source address is not one of Jumio's" },
+      413: { description: 'body too large' },
+      415: { description: 'not form-encoded' },
+    },
+  });
 }

@@ -43,9 +43,11 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     let status = 500;
     let code = 'internal_error';
     let message = 'internal error';
+    let fields: unknown;
     const parserType = (err as BodyParserError | null)?.type;
     if (err instanceof HttpError) {
       ({ status, code, message } = err);
+      fields = (err as { fields?: unknown }).fields;
     } else if (err instanceof VaultError) {
       status = STATUS_BY_CODE[err.code] ?? 500;
       code = err.code;
@@ -65,6 +67,6 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       logger.error({ err, requestId, method: req.method, path: req.path }, 'request failed');
     }
     if (res.headersSent) return;
-    res.status(status).json({ error: { code, message } });
+    res.status(status).json({ error: { code, message, ...(fields ? { fields } : {}) } });
   };
 }

@@ -1,4 +1,5 @@
 import express, { Router } from 'express';
+import { z } from 'zod';
 import {
   receiveAuthenticationCallback,
   recordIgnoredCallback,
@@ -16,6 +17,31 @@ export interface WebhookDeps {
   intake: IntakeOptions;
   callbackAllowlist: CidrAllowlist;
 }
+
+/**
+ * The callback fields the vault reads (for the API description). Every other field Jumio
+ * sends is PII and is dropped unread.
+ */
+export const callbackFormSchema = z
+  .object({
+    callBackType: z.enum(['NETVERIFYID', 'NETVERIFY_AUTHENTICATION']),
+    jumioIdScanReference: z.string().max(36).optional(),
+    verificationStatus: z.string().optional(),
+    idScanStatus: z.string().optional(),
+    idScanSource: z.string().optional(),
+    identityVerification: z.string().optional().describe('a JSON document as a string'),
+    facemap: z.string().max(2048).optional(),
+    customerId: z.string().max(100).optional(),
+    merchantIdScanReference: z.string().max(100).optional(),
+    transactionDate: z.string().optional(),
+    callbackDate: z.string().optional(),
+    transactionReference: z.string().max(36).optional(),
+    enrollmentTransactionReference: z.string().max(36).optional(),
+    transactionResult: z.enum(['PASSED', 'FAILED', 'INVALID', 'EXPIRED']).optional(),
+    scanSource: z.string().optional(),
+  })
+  .catchall(z.string())
+  .meta({ id: 'JumioCallback' });
 
 /** Real Jumio callbacks run to a few tens of kilobytes; this leaves ample room. */
 export const CALLBACK_BODY_LIMIT = '1mb';

@@ -412,45 +412,55 @@ describe.each(vaultLedgerKinds)('enrollment hardening on %s', (_name, chooseLedg
 
   describe('replicas (issue 7 #9, test honesty)', () => {
     it('two pipelines with their own worker ids and short leases never repeat a download or a delete', async () => {
-      // Each facemap download takes a while; one pass of a pipeline outlasts the lease.
-      await sim.fault({ endpoint: 'facemap', kind: 'slow', delayMs: 1000 });
-      // Old batch leasing: one pass claimed all ten, each download takes 1 s, so the later
-      // leases (6 s) ran out while the pass still worked and the other replica repeated them.
-      // Leased one at a time, a step has 6 s, room enough on a busy machine.
-      const hash = await loadUserReferenceHasher(vault.container.ledger, vault.container.envelope);
-      const pipelines = ['replica-a', 'replica-b'].map(
-        (workerId) =>
-          new EnrollmentPipeline(
-            {
-              ...vault.container,
-              blobs: new BlobStores(vault.container.blobs),
-              jumio: vault.container.jumio,
-              hashUserReference: hash,
-            },
-            {
-              userReferenceField: 'customerId',
-              retry: FAST_RETRY,
-              leaseMs: 6000,
-              batchSize: 10,
-              workerId,
-            },
-          ),
-      );
-      const refs: string[] = [];
-      for (let i = 0; i < 10; i++) refs.push((await onboard()).scanReference);
-      const done = async () =>
-        (await Promise.all(refs.map((r) => get(r)))).every((e) => e?.state === 'ACTIVE');
-      await Promise.all(
-        pipelines.map(async (p) => {
-          for (let i = 0; i < 400 && !(await done()); i++) await p.runOnce();
-        }),
-      );
-      expect(await done()).toBe(true);
-      for (const ref of refs) {
-        const seen = (await requestsFor(ref)).map((r) => r.endpoint);
-        expect(seen.filter((x) => x === 'facemap')).toHaveLength(1);
-        expect(seen.filter((x) => x === 'scanDelete')).toHaveLength(1);
-        expect(await blobKeys(ref)).toHaveLength(1);
+      // Each facemap download takes 1 s. Old batch leasing: one pass claimed all ten, so
+      // the later leases (6 s) ran out while the pass still worked and the other replica
+      // repeated them. Leased one at a time, a step has 6 s: room enough on a busy machine.
+      const ownLedger = await chooseLedger();
+      const replicas = await startTestVault(sim, ownLedger, {
+        overrides: { jumio: { timeouts: { connectMs: 5000, headersMs: 20_000, bodyMs: 20_000 } } },
+      });
+      try {
+        await sim.fault({ endpoint: 'facemap', kind: 'slow', delayMs: 1000 });
+        const { container } = replicas;
+        const hash = await loadUserReferenceHasher(container.ledger, container.envelope);
+        const pipelines = ['replica-a', 'replica-b'].map(
+          (workerId) =>
+            new EnrollmentPipeline(
+              { ...container, blobs: new BlobStores(container.blobs), hashUserReference: hash },
+              {
+                userReferenceField: 'customerId',
+                retry: FAST_RETRY,
+                leaseMs: 6000,
+                batchSize: 10,
+                workerId,
+              },
+            ),
+        );
+        const refs: string[] = [];
+        for (let i = 0; i < 10; i++) refs.push((await onboard({}, {}, replicas)).scanReference);
+        const settled = async () =>
+          (await Promise.all(refs.map((r) => get(r, replicas)))).every(
+            (e) => e && SETTLED.has(e.state),
+          );
+        const deadline = Date.now() + 120_000;
+        await Promise.all(
+          pipelines.map(async (p) => {
+            while (Date.now() < deadline && !(await settled())) {
+              if ((await p.runOnce()) === 0) await new Promise((r) => setTimeout(r, 20));
+            }
+          }),
+        );
+        for (const ref of refs) {
+          expect(await get(ref, replicas)).toMatchObject({ state: 'ACTIVE' });
+          const seen = (await requestsFor(ref)).map((r) => r.endpoint);
+          expect(seen.filter((x) => x === 'facemap')).toHaveLength(1);
+          expect(seen.filter((x) => x === 'scanDelete')).toHaveLength(1);
+          expect(await blobKeys(ref, replicas)).toHaveLength(1);
+        }
+      } finally {
+        await replicas.stop();
+        await ownLedger.dispose();
+        await removeDir(replicas.dataDir);
       }
     });
   });
