@@ -1,13 +1,14 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import type { IntakeOptions } from './core/enrollment/intake';
+import type { Metrics } from './adapters/metrics';
 import type { BlobStore, Clock, Envelope, Ledger, Logger } from './core/ports';
 import { checkReadiness } from './core/readiness';
 import { apiKeyAuth, type ApiKey } from './http/api-keys';
 import type { CidrAllowlist } from './http/callback-origin';
 import { enrollmentRoutes } from './http/enrollments';
 import { errorHandler, notFound } from './http/errors';
-import { accessLog, requestId } from './http/middleware';
+import { accessLog, httpMetrics, requestId } from './http/middleware';
 import { buildOpenApiDocument } from './http/openapi';
 import { RouteRegistry } from './http/route';
 import { callbackFormSchema } from './http/webhooks';
@@ -20,6 +21,8 @@ export interface AppDeps {
   envelope: Envelope;
   logger: Logger;
   clock: Clock;
+  /** Absent in tests that build the app without a container. */
+  metrics?: Metrics;
   intake: IntakeOptions;
   apiKeys: ApiKey[];
   callbackAllowlist: CidrAllowlist;
@@ -37,6 +40,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(requestId);
   app.use(helmet());
   app.use(accessLog(deps.logger));
+  if (deps.metrics) app.use(httpMetrics(deps.metrics));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });

@@ -109,6 +109,7 @@ const parsedBy = <T>(parse: (v: string) => T) =>
 const envSchema = z.object({
   PORT: int(1, 65535, 8080),
   HOST: optionalString,
+  METRICS_PORT: int(0, 65535, 9464),
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
   VAULT_DATA_DIR: optionalString,
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000, 10_000),
@@ -170,6 +171,8 @@ export type JumioConfig =
 export interface VaultConfig {
   port: number;
   host: string | undefined;
+  /** The Prometheus listener; 0: off. */
+  metricsPort: number;
   logLevel: string;
   dataDir: string;
   shutdownTimeoutMs: number;
@@ -327,6 +330,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): VaultConfig
   return {
     port: env.PORT,
     host: env.HOST,
+    metricsPort: env.METRICS_PORT,
     logLevel: env.LOG_LEVEL,
     dataDir,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,

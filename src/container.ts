@@ -6,6 +6,13 @@ import { EncryptionSdkEnvelope } from './adapters/crypto/encryption-sdk-envelope
 import { kmsKeyring, localKeyring } from './adapters/crypto/keyrings';
 import { loadOrCreateLocalKey } from './adapters/crypto/local-key';
 import { runMigrations } from './adapters/ledger/migrations';
+import {
+  instrumentBlobStore,
+  instrumentEnvelope,
+  instrumentJumio,
+  instrumentLedger,
+  Metrics,
+} from './adapters/metrics';
 import { PgDatabase } from './adapters/ledger/pg-database';
 import { PgliteDatabase } from './adapters/ledger/pglite-database';
 import type { SqlDatabase } from './adapters/ledger/sql';
@@ -31,6 +38,7 @@ import { startSimulator, type RunningSimulator } from './simulator/server';
 
 /** The only place adapters are constructed: everything else receives ports. */
 export interface Container extends AppDeps {
+  metrics: Metrics;
   jumio: JumioApi;
   pipeline: EnrollmentPipeline;
   /** Periodic tasks (orphan sweep) on the `schedules` queue; tests step it themselves. */
@@ -154,20 +162,21 @@ export async function buildContainer(
   overrides: ContainerOverrides = {},
 ): Promise<Container> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const envelope = await buildEnvelope(config, logger);
+  const metrics = new Metrics();
+  const envelope = instrumentEnvelope(await buildEnvelope(config, logger), metrics);
   const configuredBlobs = buildBlobStore(config);
-  const blobs = overrides.wrapBlobs ? overrides.wrapBlobs(configuredBlobs) : configuredBlobs;
+  const blobs = instrumentBlobStore(
+    overrides.wrapBlobs ? overrides.wrapBlobs(configuredBlobs) : configuredBlobs,
+    metrics,
+  );
   const apiKeys =
     config.apiKeys.length > 0
       ? config.apiKeys
       : [(await ensureAdminToken(config.dataDir, logger)).key];
   // Jumio first: a taken simulator port fails start-up before the ledger is opened.
-  const { jumio, simulator } = await buildJumio(
-    config.jumio,
-    config.facemapMaxBytes,
-    logger,
-    overrides.jumio,
-  );
+  const built = await buildJumio(config.jumio, config.facemapMaxBytes, logger, overrides.jumio);
+  const { simulator } = built;
+  const jumio = instrumentJumio(built.jumio, metrics);
   const closers: Array<() => Promise<void>> = [() => jumio.close()];
   if (simulator) closers.push(() => simulator.close());
   const closeAll = async () => {
@@ -178,7 +187,7 @@ export async function buildContainer(
     closers.push(() => db.close());
     const applied = await runMigrations(db);
     if (applied.length > 0) logger.info({ applied }, 'ledger migrations applied');
-    const ledger = new SqlLedger(db);
+    const ledger = instrumentLedger(new SqlLedger(db), metrics);
     const hashUserReference = await loadUserReferenceHasher(ledger, envelope);
 
     const clock = overrides.clock ?? systemClock;
@@ -189,7 +198,7 @@ export async function buildContainer(
     const stores = new BlobStores(blobs);
     const pipeline = new EnrollmentPipeline(
       { ledger, blobs: stores, envelope, jumio, clock, logger, hashUserReference },
-      { ...intake, ...overrides.pipeline },
+      { ...intake, observe: metrics.workHooks.observe, ...overrides.pipeline },
     );
     const scheduleJob = new ScheduleJob(
       [
@@ -204,7 +213,12 @@ export async function buildContainer(
       { ledger, clock },
     );
     await scheduleJob.ensureScheduled();
-    const schedules = new Worker(scheduleJob, { ledger, clock, logger });
+    const schedules = new Worker(
+      scheduleJob,
+      { ledger, clock, logger },
+      { hooks: metrics.workHooks },
+    );
+    metrics.observeLedger(ledger, () => clock.now());
     let loops: Loop[] = [];
     logger.info(
       {
@@ -223,6 +237,7 @@ export async function buildContainer(
       envelope,
       logger,
       clock,
+      metrics,
       intake,
       apiKeys,
       callbackAllowlist: new CidrAllowlist(config.callbackAllowedCidrs),

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { RequestHandler } from 'express';
+import type { Metrics } from '../adapters/metrics';
 import type { Logger } from '../core/ports';
 
 const INCOMING_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -29,6 +30,37 @@ export function accessLog(logger: Logger): RequestHandler {
         },
         'request',
       );
+    });
+    next();
+  };
+}
+
+/** Request duration by route template (never the concrete path: it carries references). */
+export function httpMetrics(metrics: Metrics): RequestHandler {
+  return (req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const template = (req.route as { path?: unknown } | undefined)?.path;
+      const route = typeof template === 'string' ? `${req.baseUrl}${template}` : 'unmatched';
+      metrics.httpRequests.observe(
+        { route, method: req.method, status: String(res.statusCode) },
+        Number(process.hrtime.bigint() - started) / 1e9,
+      );
+      if (route === '/webhooks/jumio') {
+        const type = (req.body as { callBackType?: unknown } | undefined)?.callBackType;
+        const status = res.statusCode;
+        metrics.callbacks.inc({
+          type: type === 'NETVERIFYID' || type === 'NETVERIFY_AUTHENTICATION' ? type : 'other',
+          outcome:
+            status < 300
+              ? 'committed'
+              : status === 403
+                ? 'refused'
+                : status < 500
+                  ? 'invalid'
+                  : 'failed',
+        });
+      }
     });
     next();
   };

@@ -9,6 +9,7 @@ import type {
   EnrollmentPatch,
   EnrollmentRecord,
   EnrollmentRepository,
+  EnrollmentState,
   Ledger,
   LedgerTx,
   NewEnrollment,
@@ -178,6 +179,13 @@ class SqlEnrollmentRepository implements EnrollmentRepository {
       [userReference],
     );
     return rows[0] ? toEnrollment(rows[0]) : null;
+  }
+
+  async countByState(): Promise<Partial<Record<EnrollmentState, number>>> {
+    const { rows } = await this.sql.query<{ state: EnrollmentState; n: string | number }>(
+      'SELECT state, count(*) AS n FROM enrollments GROUP BY state',
+    );
+    return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
   }
 
   async getMany(references: string[]): Promise<EnrollmentRecord[]> {
