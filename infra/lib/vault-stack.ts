@@ -6,6 +6,8 @@ import * as ecr from 'aws-cdk-lib/aws-ecr';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -543,6 +545,28 @@ export class VaultStack extends Stack {
       webhookTargetGroup: webhookTargets,
     });
 
+    // Losing the facemap key loses every facemap: say so the moment anyone moves towards
+    // that (CloudTrail management events, on in every account by default, feed this).
+    new events.Rule(this, 'FacemapKeyChanges', {
+      description: 'The facemap KMS key was disabled, scheduled for deletion or re-policied',
+      eventPattern: {
+        source: ['aws.kms'],
+        detailType: ['AWS API Call via CloudTrail'],
+        detail: {
+          eventSource: ['kms.amazonaws.com'],
+          eventName: [
+            'ScheduleKeyDeletion',
+            'DisableKey',
+            'DisableKeyRotation',
+            'PutKeyPolicy',
+            'CreateGrant',
+          ],
+          resources: { ARN: [this.facemapKey.keyArn] },
+        },
+      },
+      targets: [new targets.SnsTopic(topic)],
+    });
+
     const output = (id: string, value: string, description: string) =>
       new CfnOutput(this, id, { value, description });
     output(
@@ -562,5 +586,11 @@ export class VaultStack extends Stack {
     output('ServiceLogGroup', serviceLogs.logGroupName, 'Vault, rds-ca and adot logs');
     output('ClusterName', cluster.clusterName, 'ECS cluster (run vault CLI commands as tasks)');
     output('TaskDefinitionArn', taskDefinition.taskDefinitionArn, 'For `aws ecs run-task`');
+    output(
+      'AppSubnetIds',
+      vpc.privateSubnets.map((subnet) => subnet.subnetId).join(','),
+      'Subnets for `aws ecs run-task` (CLI commands)',
+    );
+    output('ServiceSecurityGroupId', serviceSg.securityGroupId, 'Security group for run-task');
   }
 }

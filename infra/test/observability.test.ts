@@ -221,3 +221,19 @@ test('the metrics log group is the one the collector writes to, and the task may
   )!;
   expect(raw).toContain(`{"Ref":"${metricsGroup}"}`);
 });
+
+test('changes that would lose the facemap key notify the topic', () => {
+  const rule = onlyResource(synth.template, 'AWS::Events::Rule').props;
+  const topic = onlyResource(synth.template, 'AWS::SNS::Topic');
+  const keyId = synth.logicalId(synth.stack.facemapKey);
+  expect(rule.EventPattern).toEqual({
+    source: ['aws.kms'],
+    'detail-type': ['AWS API Call via CloudTrail'],
+    detail: {
+      eventSource: ['kms.amazonaws.com'],
+      eventName: expect.arrayContaining(['ScheduleKeyDeletion', 'DisableKey', 'PutKeyPolicy']),
+      resources: { ARN: [{ 'Fn::GetAtt': [keyId, 'Arn'] }] },
+    },
+  });
+  expect(rule.Targets).toEqual([expect.objectContaining({ Arn: { Ref: topic.id } })]);
+});
