@@ -1,7 +1,8 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { createApp } from './app';
 import { ConfigError, loadConfig } from './config';
 import { buildContainer } from './container';
+import { createHttpServer } from './http/server';
 import { closeGracefully } from './http/shutdown';
 import { createLogger } from './logging';
 
@@ -37,7 +38,7 @@ async function main(): Promise<void> {
   }
 
   const app = createApp(container);
-  const server = createServer(app);
+  const server = createHttpServer(app, config.http);
   try {
     await listen(server, config.port, config.host);
   } catch (error) {
