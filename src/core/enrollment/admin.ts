@@ -1,6 +1,6 @@
 import { VaultError } from '../errors';
 import type { Clock, EnrollmentIntent, EnrollmentRecord, Ledger } from '../ports';
-import { isValidUserReference, JUMIO_REFERENCE } from './callback';
+import { isValidUserReference, JUMIO_REFERENCE, USER_REFERENCE_RULE } from './callback';
 import { nextStep } from './pipeline';
 
 /** What the read API shows of an enrollment: lifecycle metadata, never bytes. */
@@ -59,9 +59,7 @@ export class InvalidRequestError extends VaultError {
 
 function assertUserReference(userReference: string): void {
   if (!isValidUserReference(userReference)) {
-    throw new InvalidRequestError(
-      'userReference must be 1-100 characters of letters, digits, . _ : - and not an email address or phone number',
-    );
+    throw new InvalidRequestError(`userReference ${USER_REFERENCE_RULE}`);
   }
 }
 
