@@ -6,7 +6,7 @@ import { checkReadiness } from './core/readiness';
 import { apiKeyAuth, type ApiKey } from './http/api-keys';
 import type { CidrAllowlist } from './http/callback-origin';
 import { enrollmentRoutes } from './http/enrollments';
-import { errorHandler, notFound } from './http/errors';
+import { errorBody, errorHandler, notFound } from './http/errors';
 import { accessLog, requestId } from './http/middleware';
 import { webhookRoutes } from './http/webhooks';
 
@@ -48,7 +48,7 @@ export function createApp(deps: AppDeps): Express {
       res.status(503).json({
         status: 'unavailable',
         checks: report.checks,
-        error: { code: 'not_ready', message: `dependency failed: ${failed.join(', ')}` },
+        ...errorBody(res, 'not_ready', `dependency failed: ${failed.join(', ')}`),
       });
       return;
     }

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { currentEnrollment, registerIntent, replayFailed } from '../core/enrollment/admin';
 import type { Clock, Ledger } from '../core/ports';
 import type { Caller, Role } from './api-keys';
-import { HttpError } from './errors';
+import { HttpError, methodNotAllowed } from './errors';
 
 export interface EnrollmentRouteDeps {
   ledger: Ledger;
@@ -65,5 +65,11 @@ export function enrollmentRoutes(deps: EnrollmentRouteDeps): Router {
       res.json(await replayFailed(deps, String(req.params.userReference), caller(res)));
     },
   );
+
+  // After every route, so that a path two routes share reaches the one with its method
+  // before any 405.
+  router.all('/v1/enrollment-intents', methodNotAllowed('POST'));
+  router.all('/v1/enrollments/:userReference', methodNotAllowed('GET'));
+  router.all('/v1/enrollments/:userReference/replay', methodNotAllowed('POST'));
   return router;
 }

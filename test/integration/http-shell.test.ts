@@ -86,6 +86,7 @@ describe('HTTP shell', () => {
     expect(res.body.error).toEqual({
       code: 'not_ready',
       message: 'dependency failed: blobs',
+      requestId: res.headers['x-request-id'],
     });
   });
 
@@ -129,7 +130,11 @@ describe('HTTP shell', () => {
   it('answers unknown routes with the JSON error shape', async () => {
     const res = await request(createApp(deps)).get('/nothing-here').expect(404);
     expect(res.body).toEqual({
-      error: { code: 'not_found', message: 'no route for GET /nothing-here' },
+      error: {
+        code: 'not_found',
+        message: 'no route for GET /nothing-here',
+        requestId: res.headers['x-request-id'],
+      },
     });
   });
 
