@@ -1,6 +1,11 @@
 import express, { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
-import { currentEnrollment, registerIntent, replayFailed } from '../core/enrollment/admin';
+import {
+  currentEnrollment,
+  enrollmentByScan,
+  registerIntent,
+  replayFailed,
+} from '../core/enrollment/admin';
 import type { Clock, Ledger } from '../core/ports';
 import type { Caller, Role } from './api-keys';
 import { HttpError, methodNotAllowed } from './errors';
@@ -51,6 +56,14 @@ export function enrollmentRoutes(deps: EnrollmentRouteDeps): Router {
   );
 
   router.get(
+    '/v1/enrollments/by-scan/:scanReference',
+    deps.requireRole('admin', 'auditor'),
+    async (req, res) => {
+      res.json(await enrollmentByScan(deps.ledger, String(req.params.scanReference)));
+    },
+  );
+
+  router.get(
     '/v1/enrollments/:userReference',
     deps.requireRole('admin', 'auditor', 'authenticator'),
     async (req, res) => {
@@ -66,9 +79,10 @@ export function enrollmentRoutes(deps: EnrollmentRouteDeps): Router {
     },
   );
 
-  // After every route, so that a path two routes share reaches the one with its method
-  // before any 405.
+  // After every route, so that a path two routes share (a user called "by-scan") reaches
+  // the one with its method before any 405.
   router.all('/v1/enrollment-intents', methodNotAllowed('POST'));
+  router.all('/v1/enrollments/by-scan/:scanReference', methodNotAllowed('GET'));
   router.all('/v1/enrollments/:userReference', methodNotAllowed('GET'));
   router.all('/v1/enrollments/:userReference/replay', methodNotAllowed('POST'));
   return router;

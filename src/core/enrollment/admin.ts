@@ -94,6 +94,24 @@ export async function currentEnrollment(
 }
 
 /**
+ * One enrollment by its scan reference, whatever its state or user: a rejected onboarding
+ * (invalid or missing user reference included) can be found by what Jumio shows.
+ */
+export async function enrollmentByScan(
+  ledger: Ledger,
+  scanReference: string,
+): Promise<EnrollmentView> {
+  if (!JUMIO_REFERENCE.test(scanReference)) {
+    throw new InvalidRequestError(
+      'scanReference must be a Jumio scan reference (1-36 letters, digits and -)',
+    );
+  }
+  const enrollment = await ledger.transaction((tx) => tx.enrollments.get(scanReference));
+  if (!enrollment) throw new NotFoundError('no enrollment for this scan reference');
+  return toEnrollmentView(enrollment);
+}
+
+/**
  * Puts the user's FAILED enrollment back into the pipeline at the step it failed in
  * (derived from what it had completed), with a fresh attempt budget. Audited.
  */
