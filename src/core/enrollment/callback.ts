@@ -44,7 +44,15 @@ export interface IdVerificationCallback {
   callbackDate: Date | null;
 }
 
-export class CallbackFormatError extends Error {}
+/** A callback that cannot be read; `reason` is a stable code for the unreadable-callback record. */
+export class CallbackFormatError extends Error {
+  constructor(
+    message: string,
+    readonly reason = 'malformed_fields',
+  ) {
+    super(message);
+  }
+}
 
 const ENUM_LIKE = /^[A-Z0-9_]{1,64}$/;
 
@@ -66,7 +74,10 @@ export function parseIdVerificationCallback(
 ): IdVerificationCallback {
   const enrollmentReference = single(fields, 'jumioIdScanReference');
   if (!enrollmentReference || !JUMIO_REFERENCE.test(enrollmentReference)) {
-    throw new CallbackFormatError('jumioIdScanReference is missing or malformed');
+    throw new CallbackFormatError(
+      'jumioIdScanReference is missing or malformed',
+      'malformed_scan_reference',
+    );
   }
   const status = single(fields, 'verificationStatus');
   const verification = single(fields, 'identityVerification');
