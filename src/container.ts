@@ -21,8 +21,9 @@ import {
   UndiciJumioClient,
   type UndiciJumioClientOptions,
 } from './adapters/jumio/undici-jumio-client';
-import type { AppDeps } from './app';
+import type { AppDeps, DependencyTargets } from './app';
 import type { JumioConfig, VaultConfig } from './config';
+import { DenialAggregator } from './core/denials';
 import { loadUserReferenceHasher } from './core/enrollment/context';
 import { BlobStores } from './core/blobs';
 import { OrphanSweep } from './core/enrollment/orphans';
@@ -74,6 +75,43 @@ export async function openDatabase(config: VaultConfig): Promise<SqlDatabase> {
   }
   await mkdir(config.database.dataDir, { recursive: true, mode: 0o700 });
   return PgliteDatabase.open(config.database.dataDir);
+}
+
+/** A URL without user, password, query or fragment (for logs). */
+function withoutSecrets(raw: string): string | null {
+  try {
+    const url = new URL(raw);
+    return `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`;
+  } catch {
+    return null;
+  }
+}
+
+/** Where each dependency lives, for readiness log lines: never a credential. */
+export function dependencyTargets(config: VaultConfig): DependencyTargets {
+  const db = config.database;
+  const blobs = config.blobs;
+  const envelope = config.envelope;
+  return {
+    ledger:
+      db.kind === 'postgres'
+        ? { kind: 'postgres', server: withoutSecrets(db.url) }
+        : { kind: 'pglite', dataDir: db.dataDir },
+    blobs:
+      blobs.kind === 's3'
+        ? {
+            kind: 's3',
+            bucket: blobs.bucket,
+            prefix: blobs.prefix,
+            endpoint: blobs.endpoint === undefined ? 'AWS' : withoutSecrets(blobs.endpoint),
+            region: blobs.region ?? null,
+          }
+        : { kind: 'fs', root: blobs.root },
+    envelope:
+      envelope.kind === 'kms'
+        ? { kind: 'kms', keyId: envelope.keyId, region: envelope.region ?? null }
+        : { kind: 'local', keyFile: envelope.keyFile },
+  };
 }
 
 async function buildEnvelope(config: VaultConfig, logger: Logger): Promise<Envelope> {
@@ -220,6 +258,19 @@ export async function buildContainer(
     );
     metrics.observeLedger(ledger, () => clock.now());
     let loops: Loop[] = [];
+    const denials = new DenialAggregator(
+      { ledger, clock, logger },
+      { intervalMs: config.audit.denialIntervalMs },
+    );
+    denials.start();
+    if (typeof config.trustProxy === 'number') {
+      logger.warn(
+        { trustProxy: config.trustProxy },
+        'TRUST_PROXY is a hop count: anyone who reaches the vault directly (not through the ' +
+          'proxies) can choose the address it sees via X-Forwarded-For. Set TRUST_PROXY to ' +
+          "the proxies' addresses or CIDRs instead",
+      );
+    }
     logger.info(
       {
         ledger: db.kind,
@@ -242,6 +293,9 @@ export async function buildContainer(
       apiKeys,
       callbackAllowlist: new CidrAllowlist(config.callbackAllowedCidrs),
       trustProxy: config.trustProxy,
+      denials,
+      readinessCacheMs: config.readinessCacheMs,
+      dependencies: dependencyTargets(config),
       jumio,
       pipeline,
       schedules,
@@ -257,6 +311,8 @@ export async function buildContainer(
       },
       async close() {
         await Promise.all(loops.map((loop) => loop.stop()));
+        // The last interval's denial counts, while the ledger is still open.
+        await denials.close();
         await closeAll();
       },
     };

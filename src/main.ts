@@ -1,8 +1,9 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { startMetricsServer } from './adapters/metrics';
 import { createApp } from './app';
 import { ConfigError, loadConfig } from './config';
 import { buildContainer } from './container';
+import { createHttpServer } from './http/server';
 import { closeGracefully } from './http/shutdown';
 import { createLogger } from './logging';
 
@@ -38,7 +39,7 @@ async function main(): Promise<void> {
   }
 
   const app = createApp(container);
-  const server = createServer(app);
+  const server = createHttpServer(app, config.http);
   try {
     await listen(server, config.port, config.host);
   } catch (error) {
