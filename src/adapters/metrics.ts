@@ -121,48 +121,54 @@ export class Metrics {
 
   /** Queue depth and state counts, read from the ledger when Prometheus scrapes. */
   observeLedger(ledger: Ledger, now: () => Date): void {
-    // Registered first and collected for all four: a scrape costs one ledger transaction,
-    // and the others are output after it with fresh values. A ledger that does not answer
-    // leaves the last values (its failure shows in the ledger series).
-    const series: Record<'leased' | 'oldest' | 'enrollments', Gauge> = {} as never;
-    new Gauge({
-      name: 'vault_queue_due',
-      help: 'Rows due and waiting for a worker, per queue',
-      labelNames: ['queue'],
-      registers: [this.registry],
-      async collect() {
-        const at = now();
-        let read;
-        try {
-          read = await ledger.transaction(async (tx) => {
-            const stats = [];
-            for (const queue of QUEUES) stats.push(await tx.queues.stats(queue, at));
-            return { stats, states: await tx.enrollments.countByState() };
-          });
-        } catch {
-          return;
-        }
-        QUEUES.forEach((queue: QueueName, i) => {
-          const s = read.stats[i]!;
-          this.set({ queue }, s.due);
-          series.leased.set({ queue }, s.leased);
-          const age = s.oldestDueAt ? (at.getTime() - s.oldestDueAt.getTime()) / 1000 : 0;
-          series.oldest.set({ queue }, Math.max(0, age));
-        });
-        for (const state of ENROLLMENT_STATES) {
-          series.enrollments.set({ state }, read.states[state] ?? 0);
-        }
-      },
-    });
-    const gauge = (name: string, help: string, label: 'queue' | 'state') =>
-      new Gauge({ name, help, labelNames: [label], registers: [this.registry] });
-    series.leased = gauge('vault_queue_leased', 'Rows a worker is working on, per queue', 'queue');
-    series.oldest = gauge(
+    // The four series share one read per scrape (prom-client collects them concurrently):
+    // one ledger transaction. A ledger that does not answer leaves the last values (its
+    // failure shows in the ledger series).
+    let inflight: Promise<LedgerSnapshot | null> | undefined;
+    const snapshot = () =>
+      (inflight ??= readSnapshot(ledger, now()).finally(() => {
+        setImmediate(() => (inflight = undefined));
+      }));
+    const gauge = (
+      name: string,
+      help: string,
+      label: 'queue' | 'state',
+      fill: (g: Gauge, s: LedgerSnapshot) => void,
+    ) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: [label],
+        registers: [this.registry],
+        async collect() {
+          const s = await snapshot();
+          if (s) fill(this, s);
+        },
+      });
+    const perQueue =
+      (pick: (q: LedgerSnapshot['queues'][number]) => number) => (g: Gauge, s: LedgerSnapshot) =>
+        s.queues.forEach((q) => g.set({ queue: q.queue }, pick(q)));
+    gauge(
+      'vault_queue_due',
+      'Rows due and waiting for a worker, per queue',
+      'queue',
+      perQueue((q) => q.due),
+    );
+    gauge(
+      'vault_queue_leased',
+      'Rows a worker is working on, per queue',
+      'queue',
+      perQueue((q) => q.leased),
+    );
+    gauge(
       'vault_queue_oldest_due_age_seconds',
       'Age of the longest-waiting due row, per queue (0 when none)',
       'queue',
+      perQueue((q) => q.oldestAgeSeconds),
     );
-    series.enrollments = gauge('vault_enrollments', 'Enrollments by state', 'state');
+    gauge('vault_enrollments', 'Enrollments by state', 'state', (g, s) => {
+      for (const state of ENROLLMENT_STATES) g.set({ state }, s.states[state] ?? 0);
+    });
   }
 
   /** The worker's step hook. */
@@ -170,6 +176,27 @@ export class Metrics {
     observe: ({ queue, step, outcome, seconds }) =>
       this.steps.observe({ queue, step, outcome }, seconds),
   };
+}
+
+interface LedgerSnapshot {
+  queues: { queue: QueueName; due: number; leased: number; oldestAgeSeconds: number }[];
+  states: Partial<Record<(typeof ENROLLMENT_STATES)[number], number>>;
+}
+
+async function readSnapshot(ledger: Ledger, at: Date): Promise<LedgerSnapshot | null> {
+  try {
+    return await ledger.transaction(async (tx) => {
+      const queues = [];
+      for (const queue of QUEUES) {
+        const s = await tx.queues.stats(queue, at);
+        const age = s.oldestDueAt ? (at.getTime() - s.oldestDueAt.getTime()) / 1000 : 0;
+        queues.push({ queue, due: s.due, leased: s.leased, oldestAgeSeconds: Math.max(0, age) });
+      }
+      return { queues, states: await tx.enrollments.countByState() };
+    });
+  } catch {
+    return null;
+  }
 }
 
 async function timed<T>(
