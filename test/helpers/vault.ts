@@ -9,6 +9,7 @@ import { buildContainer, type Container, type ContainerOverrides } from '../../s
 import type { RetryPolicy } from '../../src/core/enrollment/pipeline';
 import { hashToken } from '../../src/http/api-keys';
 import { createHttpServer } from '../../src/http/server';
+import { recordingResponses } from './conformance';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
 import { createPostgresDatabase } from './ledgers';
 import { captureLogs } from './logs';
@@ -191,7 +192,9 @@ export async function startTestVault(
       ...options.overrides?.jumio,
     },
   });
-  const server: Server = createHttpServer(createApp(container), config.http);
+  // Every response is recorded and checked against /openapi.json when the file ends.
+  const app = createApp(container);
+  const server: Server = createHttpServer(recordingResponses(app), config.http);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
