@@ -1,13 +1,17 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
+import type { AuthenticationService } from './core/authentication/service';
 import type { IntakeOptions } from './core/enrollment/intake';
+import type { NotificationAdmin } from './core/notifications/outbox';
 import type { BlobStore, Clock, Envelope, Ledger, Logger } from './core/ports';
 import { checkReadiness } from './core/readiness';
 import { apiKeyAuth, type ApiKey } from './http/api-keys';
+import { authenticationRoutes } from './http/authentications';
 import type { CidrAllowlist } from './http/callback-origin';
 import { enrollmentRoutes } from './http/enrollments';
 import { errorHandler, notFound } from './http/errors';
 import { accessLog, requestId } from './http/middleware';
+import { notificationRoutes } from './http/notifications';
 import { buildOpenApiDocument } from './http/openapi';
 import { RouteRegistry } from './http/route';
 import { callbackFormSchema } from './http/webhooks';
@@ -25,6 +29,8 @@ export interface AppDeps {
   callbackAllowlist: CidrAllowlist;
   /** Express `trust proxy`: false (socket address), a hop count, or trusted CIDRs. */
   trustProxy: false | number | string[];
+  authentications: AuthenticationService;
+  notifications: NotificationAdmin;
 }
 
 /** The Express app without listen(): main.ts listens, tests drive it with supertest. */
@@ -99,6 +105,8 @@ export function createApp(deps: AppDeps): Express {
   // One bearer-token check for all of /v1 (an unknown /v1 path is 401, not 404), then JSON.
   app.use('/v1', auth.authenticate, express.json({ limit: '64kb' }));
   app.use(enrollmentRoutes({ ...deps, auth, routes }));
+  app.use(authenticationRoutes({ ...deps, auth, routes }));
+  app.use(notificationRoutes({ ...deps, auth, routes }));
 
   app.use(notFound);
   app.use(errorHandler(deps.logger));

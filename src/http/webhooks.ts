@@ -6,6 +6,7 @@ import {
 } from '../core/authentication/callback';
 import { CallbackFormatError, type FormFields, single } from '../core/enrollment/callback';
 import { receiveIdVerificationCallback, type IntakeOptions } from '../core/enrollment/intake';
+import type { FinalizePolicy } from '../core/authentication/record';
 import type { Clock, Ledger, Logger } from '../core/ports';
 import { callbackOrigin, type CidrAllowlist, sourceAddressOf } from './callback-origin';
 import { HttpError } from './errors';
@@ -16,6 +17,8 @@ export interface WebhookDeps {
   logger: Logger;
   intake: IntakeOptions;
   callbackAllowlist: CidrAllowlist;
+  /** How a final authentication state is recorded (deletion at Jumio, notifications). */
+  authentications: { settings: FinalizePolicy };
 }
 
 /**
@@ -127,7 +130,19 @@ export function webhookRoutes(deps: WebhookDeps): Router {
             'ID verification callback committed',
           );
         } else if (type === 'NETVERIFY_AUTHENTICATION') {
-          await receiveAuthenticationCallback(deps, fields, sourceAddress);
+          const result = await receiveAuthenticationCallback(
+            { ...deps, policy: deps.authentications.settings },
+            fields,
+            sourceAddress,
+          );
+          deps.logger.info(
+            {
+              authenticationReference: single(fields, 'transactionReference'),
+              created: result.created,
+              outcome: result.outcome,
+            },
+            'authentication callback committed',
+          );
         } else if (type === undefined) {
           throw new CallbackFormatError('callBackType is missing');
         } else {
