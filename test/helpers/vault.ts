@@ -142,6 +142,34 @@ export class SimulatorClient {
     ).requests;
   }
 
+  /** Completes an authentication the way the person's journey would, and sends its callback. */
+  complete(ref: string, body: Record<string, unknown>) {
+    return this.control<{ state: string; status: number | null; body: unknown }>(
+      'POST',
+      `authentications/${ref}/complete`,
+      body,
+    );
+  }
+
+  authentication(ref: string) {
+    return this.control<{
+      state: string;
+      deleted: boolean;
+      metadataForm: string;
+      metadataPart: string;
+      facemapFilename: string | null;
+      facemapSha256: string;
+      userReference: string | null;
+      callbackUrl: string | null;
+      successUrl: string | null;
+      errorUrl: string | null;
+      locale: string | null;
+      tokenLifetimeInMinutes: number | null;
+      enrollmentTransactionReference: string;
+      callbacks: Array<{ transactionResult?: string; status: number | null }>;
+    }>('GET', `authentications/${ref}`);
+  }
+
   fault(body: Record<string, unknown>) {
     return this.control('POST', 'faults', body);
   }
@@ -167,17 +195,30 @@ export async function startTestVault(
   dataDir?: string,
 ): Promise<TestVault> {
   const dir = dataDir ?? (await mkdtemp(path.join(tmpdir(), 'vault-it-')));
-  const config = loadConfig({
-    VAULT_DATA_DIR: dir,
-    JUMIO_BASE_URL: sim.baseUrl,
-    JUMIO_API_TOKEN: sim.running.credentials.apiToken,
-    JUMIO_API_SECRET: sim.running.credentials.apiSecret,
-    JUMIO_USER_AGENT: 'Vault Tests/1.0.0',
-    FACEMAP_MAX_BYTES: String(64 * 1024),
-    VAULT_API_KEYS: API_KEYS,
-    ...ledger.env,
-    ...options.env,
-  });
+  // Listening first: the vault's own address is its VAULT_PUBLIC_URL (Jumio calls back there).
+  const server: Server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const config = (() => {
+    try {
+      return loadConfig({
+        VAULT_PUBLIC_URL: `http://127.0.0.1:${port}`,
+        VAULT_DATA_DIR: dir,
+        JUMIO_BASE_URL: sim.baseUrl,
+        JUMIO_API_TOKEN: sim.running.credentials.apiToken,
+        JUMIO_API_SECRET: sim.running.credentials.apiSecret,
+        JUMIO_USER_AGENT: 'Vault Tests/1.0.0',
+        FACEMAP_MAX_BYTES: String(64 * 1024),
+        VAULT_API_KEYS: API_KEYS,
+        ...ledger.env,
+        ...options.env,
+      });
+    } catch (error) {
+      server.close();
+      throw error;
+    }
+  })();
   const logs = captureLogs();
   const container = await buildContainer(config, logs.logger, {
     ...options.overrides,
@@ -189,11 +230,11 @@ export async function startTestVault(
       retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 5 },
       ...options.overrides?.jumio,
     },
+  }).catch((error: unknown) => {
+    server.close();
+    throw error;
   });
-  const server: Server = createServer(createApp(container));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
+  server.on('request', createApp(container));
   return {
     container,
     url: `http://127.0.0.1:${port}`,
