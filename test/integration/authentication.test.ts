@@ -813,6 +813,26 @@ describe.each(vaultLedgerKinds)('authentication on %s', (_name, chooseLedger) =>
     await getAuthentication('dddddddd-0000-4000-8000-000000000000').expect(404);
   });
 
+  it('describes the authentication and notification routes in /openapi.json', async () => {
+    const { body } = await request(vault.url).get('/openapi.json').expect(200);
+    expect(Object.keys(body.paths)).toEqual(
+      expect.arrayContaining([
+        '/v1/authentications',
+        '/v1/authentications/{authenticationReference}',
+        '/v1/notifications',
+        '/v1/notifications/{id}/redeliver',
+      ]),
+    );
+    const initiate = body.paths['/v1/authentications'].post;
+    expect(initiate['x-roles']).toEqual(['authenticator', 'admin']);
+    expect(initiate.parameters).toEqual([
+      expect.objectContaining({ name: 'idempotency-key', in: 'header', required: false }),
+    ]);
+    expect(Object.keys(initiate.responses)).toEqual(
+      expect.arrayContaining(['201', '400', '404', '409', '422', '429', '500', '502', '503']),
+    );
+  });
+
   it('keeps facemap bytes and callback image URLs out of every log line, table and response', async () => {
     const u = user('leak');
     const enrolled = await enrol(u);
