@@ -1,15 +1,19 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import type { DenialAggregator } from './core/denials';
+import type { AuthenticationService } from './core/authentication/service';
 import type { IntakeOptions } from './core/enrollment/intake';
+import type { NotificationAdmin } from './core/notifications/outbox';
 import type { Metrics } from './adapters/metrics';
 import type { BlobStore, Clock, Envelope, Ledger, Logger } from './core/ports';
 import { cachedReadiness, type CheckName } from './core/readiness';
 import { apiKeyAuth, type ApiKey } from './http/api-keys';
+import { authenticationRoutes } from './http/authentications';
 import type { CidrAllowlist } from './http/callback-origin';
 import { enrollmentRoutes } from './http/enrollments';
 import { errorBody, errorHandler, methodNotAllowed, notFound } from './http/errors';
 import { accessLog, httpMetrics, requestId } from './http/middleware';
+import { notificationRoutes } from './http/notifications';
 import { buildOpenApiDocument } from './http/openapi';
 import { RouteRegistry } from './http/route';
 import { callbackFormSchema } from './http/webhooks';
@@ -37,6 +41,8 @@ export interface AppDeps {
   /** How long a /readyz result is reused (0: every probe checks). */
   readinessCacheMs: number;
   dependencies: DependencyTargets;
+  authentications: AuthenticationService;
+  notifications: NotificationAdmin;
 }
 
 /** The Express app without listen(): main.ts listens, tests drive it with supertest. */
@@ -127,6 +133,8 @@ export function createApp(deps: AppDeps): Express {
   // One bearer-token check for all of /v1 (an unknown /v1 path is 401, not 404), then JSON.
   app.use('/v1', auth.authenticate, express.json({ limit: '64kb' }));
   app.use(enrollmentRoutes({ ...deps, auth, routes }));
+  app.use(authenticationRoutes({ ...deps, auth, routes }));
+  app.use(notificationRoutes({ ...deps, auth, routes }));
   app.use(routes.methodNotAllowed());
 
   app.use(notFound);

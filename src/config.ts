@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { JUMIO_REGION_BASE_URLS } from './adapters/jumio/undici-jumio-client';
 import { USER_REFERENCE_FIELDS, type UserReferenceField } from './core/enrollment/callback';
 import { isLoopbackHostname } from './core/jumio';
+import { notifyUrlProblem, parseAllowedOrigins } from './core/notifications/urls';
 import { parseApiKeys, type ApiKey } from './http/api-keys';
 import type { HttpServerSettings } from './http/server';
 import {
@@ -156,6 +157,13 @@ const envSchema = z.object({
   VAULT_API_KEYS: parsedBy(parseApiKeys),
   NODE_ENV: optionalString,
   VAULT_ALLOW_DEVELOPMENT_DEFAULTS: bool(false),
+  VAULT_PUBLIC_URL: optionalString,
+  AUTH_MAX_PER_USER_PER_HOUR: int(1, 100_000, 10),
+  AUTH_RECONCILE_GRACE_MS: int(0, 24 * 3_600_000, 120_000),
+  JUMIO_DELETE_AUTHENTICATIONS: bool(true),
+  VAULT_NOTIFY_DEFAULT_URL: optionalString,
+  VAULT_NOTIFY_SECRET: optionalString,
+  VAULT_NOTIFY_ALLOWED_ORIGINS: parsedBy(parseAllowedOrigins),
 });
 
 type Env = z.output<typeof envSchema>;
@@ -223,6 +231,27 @@ export interface VaultConfig {
     orphanSweepIntervalMs: number;
     orphanSweepGraceMs: number;
   };
+  authentication: AuthenticationConfig;
+  notifications: NotificationConfig;
+}
+
+export interface AuthenticationConfig {
+  /** Where Jumio reaches this vault: its callbackUrl is this + `/webhooks/jumio`. */
+  publicUrl: string;
+  maxPerUserPerHour: number;
+  /** How long past `expiresAt` an INITIATED authentication waits for its callback. */
+  reconcileGraceMs: number;
+  /** Delete each final authentication at Jumio (its liveness images are biometric data). */
+  deleteAtJumio: boolean;
+}
+
+export interface NotificationConfig {
+  /** Used when an initiate names no notifyUrl. */
+  defaultUrl: string | undefined;
+  /** `whsec_` + base64: the Standard Webhooks signing secret. */
+  secret: string | undefined;
+  /** Canonical origins a notifyUrl may point to. */
+  allowedOrigins: string[];
 }
 
 export class ConfigError extends Error {
@@ -305,6 +334,65 @@ function jumioConfig(env: Env, problems: string[], production: boolean): JumioCo
     adminCredentials: admin ?? credentials,
     userAgent: userAgent ?? '',
   };
+}
+
+const CALLBACK_PATH = '/webhooks/jumio';
+
+/**
+ * VAULT_PUBLIC_URL: Jumio posts the authentication callback to it, so with a real Jumio
+ * region it must be set, https, and short enough for Jumio's 255-character callbackUrl.
+ * With a loopback simulator the vault is on this machine: http://127.0.0.1:PORT.
+ */
+function publicUrlOf(env: Env, loopbackJumio: boolean, problems: string[]): string {
+  if (env.VAULT_PUBLIC_URL === undefined) {
+    if (loopbackJumio) return `http://127.0.0.1:${env.PORT}`;
+    problems.push('VAULT_PUBLIC_URL: required with a real Jumio region (https://...)');
+    return '';
+  }
+  let url: URL;
+  try {
+    url = new URL(env.VAULT_PUBLIC_URL);
+  } catch {
+    problems.push('VAULT_PUBLIC_URL: must be an absolute https URL');
+    return '';
+  }
+  const base = url.toString().replace(/\/+$/, '');
+  if (url.protocol !== 'https:' && !(loopbackJumio && isLoopbackHttpUrl(url))) {
+    problems.push('VAULT_PUBLIC_URL: must be https (http on loopback only, with a simulator)');
+  } else if (url.username || url.password || url.search || url.hash) {
+    problems.push('VAULT_PUBLIC_URL: must not carry credentials, a query or a fragment');
+  } else if (!/^[\x21-\x7e]+$/.test(base) || (base + CALLBACK_PATH).length > 255) {
+    problems.push(
+      `VAULT_PUBLIC_URL: must be ASCII (punycode) and at most ${255 - CALLBACK_PATH.length} characters`,
+    );
+  }
+  return base;
+}
+
+const WEBHOOK_SECRET = /^whsec_([A-Za-z0-9+/]+={0,2})$/;
+
+function notificationConfig(env: Env, problems: string[]): NotificationConfig {
+  const allowedOrigins = env.VAULT_NOTIFY_ALLOWED_ORIGINS ?? [];
+  const defaultUrl = env.VAULT_NOTIFY_DEFAULT_URL;
+  if (defaultUrl !== undefined) {
+    // The operator's own default is allowed by being configured.
+    const origin = URL.canParse(defaultUrl) ? new URL(defaultUrl).origin : '';
+    const problem = notifyUrlProblem(defaultUrl, [...allowedOrigins, origin]);
+    if (problem) problems.push(`VAULT_NOTIFY_DEFAULT_URL: ${problem}`);
+  }
+  const secret = env.VAULT_NOTIFY_SECRET;
+  if (secret !== undefined) {
+    const bytes = Buffer.from(WEBHOOK_SECRET.exec(secret)?.[1] ?? '', 'base64').length;
+    // Standard Webhooks: secrets of 24 to 64 random bytes.
+    if (bytes < 24 || bytes > 64) {
+      problems.push('VAULT_NOTIFY_SECRET: must be whsec_ followed by 24-64 bytes in base64');
+    }
+  } else if (defaultUrl !== undefined || allowedOrigins.length > 0) {
+    problems.push(
+      'VAULT_NOTIFY_SECRET: required when VAULT_NOTIFY_DEFAULT_URL or VAULT_NOTIFY_ALLOWED_ORIGINS is set',
+    );
+  }
+  return { defaultUrl, secret, allowedOrigins };
 }
 
 function issuesOf(error: z.ZodError): Array<{ name: string; problem: string }> {
@@ -391,6 +479,13 @@ function buildConfig(env: Env, problems: string[]): VaultConfig {
       'VAULT_API_KEYS: required with DATABASE_URL (a generated admin token is for the embedded setup only)',
     );
   }
+  const authentication: AuthenticationConfig = {
+    publicUrl: publicUrlOf(env, loopbackJumio, problems),
+    maxPerUserPerHour: env.AUTH_MAX_PER_USER_PER_HOUR,
+    reconcileGraceMs: env.AUTH_RECONCILE_GRACE_MS,
+    deleteAtJumio: env.JUMIO_DELETE_AUTHENTICATIONS,
+  };
+  const notifications = notificationConfig(env, problems);
 
   return {
     port: env.PORT,
@@ -443,5 +538,7 @@ function buildConfig(env: Env, problems: string[]): VaultConfig {
       orphanSweepIntervalMs: env.ORPHAN_SWEEP_INTERVAL_MS,
       orphanSweepGraceMs: env.ORPHAN_SWEEP_GRACE_MS,
     },
+    authentication,
+    notifications,
   };
 }

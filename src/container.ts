@@ -18,12 +18,21 @@ import { PgliteDatabase } from './adapters/ledger/pglite-database';
 import type { SqlDatabase } from './adapters/ledger/sql';
 import { SqlLedger } from './adapters/ledger/sql-ledger';
 import {
+  DEFAULT_JUMIO_TIMEOUTS,
   UndiciJumioClient,
   type UndiciJumioClientOptions,
 } from './adapters/jumio/undici-jumio-client';
+import {
+  StandardWebhooksSigner,
+  UndiciNotificationSender,
+  type WebhookTimeouts,
+} from './adapters/notifications/webhook-sender';
 import type { AppDeps, DependencyTargets } from './app';
 import type { JumioConfig, VaultConfig } from './config';
+import { AuthenticationJob, IdempotencyKeyPurge } from './core/authentication/reconcile';
+import { AuthenticationService } from './core/authentication/service';
 import { DenialAggregator } from './core/denials';
+import { NotificationAdmin, NotificationJob } from './core/notifications/outbox';
 import { loadUserReferenceHasher } from './core/enrollment/context';
 import { BlobStores } from './core/blobs';
 import { OrphanSweep } from './core/enrollment/orphans';
@@ -31,8 +40,15 @@ import { EnrollmentPipeline, type PipelineOptions } from './core/enrollment/pipe
 import { ScheduleJob } from './core/schedules';
 import type { JumioApi } from './core/jumio';
 import { startLoop, type Loop } from './core/loop';
-import { type BlobStore, type Clock, type Envelope, type Logger, systemClock } from './core/ports';
-import { Worker } from './core/work';
+import {
+  type BlobStore,
+  type Clock,
+  type Envelope,
+  type Logger,
+  type NotificationSender,
+  systemClock,
+} from './core/ports';
+import { type Backoff, Worker } from './core/work';
 import { ensureAdminToken } from './http/api-keys';
 import { CidrAllowlist } from './http/callback-origin';
 import { startSimulator, type RunningSimulator } from './simulator/server';
@@ -44,6 +60,10 @@ export interface Container extends AppDeps {
   pipeline: EnrollmentPipeline;
   /** Periodic tasks (orphan sweep) on the `schedules` queue; tests step it themselves. */
   schedules: { runOnce(): Promise<number> };
+  /** Reconciliation and deletion at Jumio of authentications; tests step it themselves. */
+  authenticationWorker: { runOnce(): Promise<number> };
+  /** The notification outbox; tests step it themselves. */
+  notificationWorker: { runOnce(): Promise<number> };
   /** The in-process Jumio simulator on embedded defaults. */
   simulator: RunningSimulator | undefined;
   /** Starts the background workers (main.ts; tests drive the pipeline themselves). */
@@ -60,6 +80,10 @@ export interface ContainerOverrides {
   jumio?: Pick<UndiciJumioClientOptions, 'timeouts' | 'retry' | 'sleep'>;
   /** A controlled clock (lease expiry, schedules) instead of the system's. */
   clock?: Clock;
+  /** Wraps the Jumio client (call counting, fault injection in tests). */
+  wrapJumio?: (jumio: JumioApi) => JumioApi;
+  authentications?: { backoff?: Backoff };
+  notifications?: { backoff?: Backoff; timeouts?: WebhookTimeouts };
 }
 
 /** The vault's own User-Agent towards the simulator (Jumio wants the business named). */
@@ -238,8 +262,51 @@ export async function buildContainer(
       { ledger, blobs: stores, envelope, jumio, clock, logger, hashUserReference },
       { ...intake, observe: metrics.workHooks.observe, ...overrides.pipeline },
     );
+    const api = overrides.wrapJumio ? overrides.wrapJumio(jumio) : jumio;
+    const timeouts = overrides.jumio?.timeouts ?? DEFAULT_JUMIO_TIMEOUTS;
+    const auth = config.authentication;
+    const authentications = new AuthenticationService(
+      { ledger, blobs: stores, envelope, jumio: api, clock, logger, hashUserReference },
+      {
+        callbackUrl: `${auth.publicUrl}/webhooks/jumio`,
+        maxPerUserPerHour: auth.maxPerUserPerHour,
+        reconcileGraceMs: auth.reconcileGraceMs,
+        deleteAtJumio: auth.deleteAtJumio,
+        // Twice the longest an initiate can take at Jumio, plus a minute.
+        initiationTtlMs: 2 * (timeouts.connectMs + timeouts.headersMs + timeouts.bodyMs) + 60_000,
+        notifyDefaultUrl: config.notifications.defaultUrl,
+        notifyAllowedOrigins: config.notifications.allowedOrigins,
+      },
+    );
+    const authenticationWorker = new Worker(
+      new AuthenticationJob(
+        { jumio: api, clock, logger },
+        { ...authentications.settings },
+        overrides.authentications?.backoff,
+      ),
+      { ledger, clock, logger },
+      { hooks: metrics.workHooks },
+    );
+    let sender: NotificationSender & { close?(): Promise<void> } = {
+      // Without a secret no notification can be enqueued (the config requires one for a URL).
+      send: () => Promise.reject(new Error('VAULT_NOTIFY_SECRET is not configured')),
+    };
+    if (config.notifications.secret) {
+      const webhookSender = new UndiciNotificationSender(
+        new StandardWebhooksSigner(config.notifications.secret),
+        overrides.notifications?.timeouts,
+      );
+      closers.push(() => webhookSender.close());
+      sender = webhookSender;
+    }
+    const notificationWorker = new Worker(
+      new NotificationJob({ sender, clock, logger }, overrides.notifications?.backoff),
+      { ledger, clock, logger },
+      { hooks: metrics.workHooks },
+    );
     const scheduleJob = new ScheduleJob(
       [
+        new IdempotencyKeyPurge({ ledger }),
         new OrphanSweep(
           { ledger, blobs: stores, clock, logger },
           {
@@ -299,6 +366,10 @@ export async function buildContainer(
       jumio,
       pipeline,
       schedules,
+      authenticationWorker,
+      notificationWorker,
+      authentications,
+      notifications: new NotificationAdmin({ ledger, clock }),
       simulator,
       startWorkers() {
         const idleMs = config.enrollment.workerIntervalMs;
@@ -307,6 +378,10 @@ export async function buildContainer(
             startLoop(`enrollment-pipeline-${i}`, () => pipeline.runOnce(), idleMs, logger),
           ),
           startLoop('schedules', () => schedules.runOnce(), idleMs, logger),
+          ...Array.from({ length: config.workers.concurrency }, (_, i) => [
+            startLoop(`authentications-${i}`, () => authenticationWorker.runOnce(), idleMs, logger),
+            startLoop(`notifications-${i}`, () => notificationWorker.runOnce(), idleMs, logger),
+          ]).flat(),
         ];
       },
       async close() {

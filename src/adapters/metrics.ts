@@ -171,10 +171,15 @@ export class Metrics {
     });
   }
 
-  /** The worker's step hook. */
+  /** The worker's step hook: every queue's steps, and the notification deliveries. */
   readonly workHooks: WorkHooks = {
-    observe: ({ queue, step, outcome, seconds }) =>
-      this.steps.observe({ queue, step, outcome }, seconds),
+    observe: ({ queue, step, outcome, seconds }) => {
+      this.steps.observe({ queue, step, outcome }, seconds);
+      if (queue === 'notifications' && outcome !== 'lost') {
+        const delivery = { done: 'delivered', retry: 'retry', exhausted: 'failed' }[outcome];
+        this.notificationDeliveries.inc({ outcome: delivery });
+      }
+    },
   };
 }
 
@@ -292,24 +297,26 @@ export function instrumentJumio<T extends JumioApi>(jumio: T, metrics: Metrics):
 export function instrumentLedger(ledger: Ledger, metrics: Metrics): Ledger {
   const proxy = Object.create(ledger) as Ledger;
   proxy.transaction = async <T>(fn: (tx: LedgerTx) => Promise<T>): Promise<T> => {
-    const types: string[] = [];
+    const events: Array<{ type: string; details?: Record<string, unknown> }> = [];
     const result = await timed(
       (outcome, s) => metrics.ledgerTransactions.observe({ outcome }, s),
       () =>
         ledger.transaction((tx) => {
           const audit = Object.create(tx.audit) as LedgerTx['audit'];
           audit.append = (event) => {
-            types.push(event.type);
+            events.push(event);
             return tx.audit.append(event);
           };
           return fn({ ...tx, audit } as LedgerTx);
         }),
     );
     // Counted only once committed: a rolled-back entry never happened.
-    for (const type of types) {
+    for (const { type, details } of events) {
       metrics.auditEvents.inc({ type });
-      const final = /^authentication\.(passed|failed|invalid|expired)$/.exec(type);
-      if (final) metrics.authentications.inc({ state: final[1]!.toUpperCase() });
+      const state = details?.state;
+      if (type === 'authentication.finalized' && typeof state === 'string') {
+        metrics.authentications.inc({ state });
+      }
     }
     return result;
   };

@@ -1,18 +1,22 @@
-import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Webhook } from 'standardwebhooks';
 import { createApp } from '../app';
 import { loadConfig } from '../config';
 import { buildContainer, type Container } from '../container';
+import type { AuthenticationView } from '../core/authentication/view';
 import type { EnrollmentView } from '../core/enrollment/admin';
 import { ADMIN_TOKEN_FILE } from '../http/api-keys';
 import { createLogger } from '../logging';
 
 /**
- * `npm run demo`: one whole onboarding through the vault on embedded defaults, over real
- * HTTP, against the in-process Jumio simulator, in a fresh temporary data directory.
+ * `npm run demo`: whole onboardings, then authentications with the stored facemap, through
+ * the vault on embedded defaults, over real HTTP, against the in-process Jumio simulator,
+ * with a small calling service that verifies the signed notifications, in a fresh
+ * temporary data directory.
  * Every step is checked, so the demo doubles as a smoke test: exit 0 when all held,
  * 1 with the failed expectation otherwise. Prints no facemap bytes, token or PII.
  *
@@ -150,6 +154,54 @@ function timeline(view: EnrollmentView): string {
   );
 }
 
+/** Stands in for the calling service: receives the vault's notifications, verifies each. */
+class NotificationReceiver {
+  readonly verified: Array<{ id: string; event: { type: string; data: AuthenticationView } }> = [];
+  rejected = 0;
+  private readonly server: Server;
+  private readonly webhook: Webhook;
+
+  constructor(secret: string) {
+    this.webhook = new Webhook(secret);
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        try {
+          const event = this.webhook.verify(body, headersOf(req.headers)) as {
+            type: string;
+            data: AuthenticationView;
+          };
+          this.verified.push({ id: String(req.headers['webhook-id']), event });
+          res.statusCode = 204;
+        } catch {
+          this.rejected += 1;
+          res.statusCode = 400;
+        }
+        res.end();
+      });
+    });
+  }
+
+  async start(): Promise<string> {
+    return `http://127.0.0.1:${await listen(this.server)}`;
+  }
+
+  close(): Promise<void> {
+    return closeServer(this.server);
+  }
+}
+
+function headersOf(headers: IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of ['webhook-id', 'webhook-timestamp', 'webhook-signature']) {
+    const value = headers[name];
+    if (typeof value === 'string') out[name] = value;
+  }
+  return out;
+}
+
 class Demo {
   constructor(
     private readonly container: Container,
@@ -157,6 +209,8 @@ class Demo {
     private readonly sim: string,
     private readonly token: string,
     private readonly dataDir: string,
+    private readonly receiver: NotificationReceiver,
+    private readonly notifyUrl: string,
   ) {}
 
   private sims<T>(method: string, route: string, body?: unknown) {
@@ -365,6 +419,160 @@ class Demo {
     }
     say();
   }
+
+  private authentication(ref: string) {
+    return http<AuthenticationView>('GET', `${this.vault}/v1/authentications/${ref}`, {
+      token: this.token,
+    }).then((r) => r.body);
+  }
+
+  private async initiate(userReference: string, purpose: string) {
+    const { body } = await http<{
+      authenticationReference: string;
+      redirectUrl?: string;
+      state: string;
+      expiresAt: string;
+    }>('POST', `${this.vault}/v1/authentications`, {
+      token: this.token,
+      body: { userReference, purpose, locale: 'en', notifyUrl: this.notifyUrl },
+      expectStatus: [201],
+    });
+    expect(body.state === 'INITIATED', `initiate answered ${body.state}`);
+    say(
+      `   - vault: POST /v1/authentications -> 201 ${body.authenticationReference} ` +
+        `(INITIATED until ${body.expiresAt.slice(11, 19)} UTC${body.redirectUrl ? ', with the journey link' : ''})`,
+    );
+    return body.authenticationReference;
+  }
+
+  /** What the person does in Jumio's journey; the simulator then posts its callback. */
+  private async complete(ref: string, result: 'PASSED' | 'FAILED' | 'INVALID'): Promise<void> {
+    const done = await this.sims<{ state: string; status: number | null }>(
+      'POST',
+      `authentications/${ref}/complete`,
+      { result },
+    );
+    expect(done.status === 200, `the vault answered the callback with ${done.status}`);
+    say(`   - simulator: the person finished the journey: ${result}; its callback got 200`);
+  }
+
+  private async settled(ref: string, state: string): Promise<AuthenticationView> {
+    const view = await waitUntil(
+      `${short(ref)}... to be ${state} and deleted at Jumio`,
+      async () => {
+        const v = await this.authentication(ref);
+        return v.state === state && v.jumioDeletedAt ? v : undefined;
+      },
+    );
+    const atJumio = await this.sims<{ deleted: boolean }>('GET', `authentications/${ref}`);
+    expect(atJumio.deleted, 'the authentication is not deleted at Jumio');
+    ok(
+      `GET /v1/authentications/${short(ref)}... says ${view.state} (source ${view.source}); ` +
+        `deleted at Jumio (its liveness images)`,
+    );
+    return view;
+  }
+
+  private async notified(ref: string, state: string): Promise<void> {
+    const got = await waitUntil(`the notification for ${short(ref)}...`, async () =>
+      this.receiver.verified.find((n) => n.event.data.authenticationReference === ref),
+    );
+    expect(got.event.type === 'authentication.finalized', `notified ${got.event.type}`);
+    expect(got.event.data.state === state, `notified ${got.event.data.state}, expected ${state}`);
+    expect(this.receiver.rejected === 0, 'a notification failed its signature check');
+    ok(`notification ${got.id}: signature verified (standardwebhooks), says ${state}`);
+  }
+
+  async passedAuthentication(): Promise<void> {
+    say(`5. ${USER} authenticates with the stored facemap`);
+    const before = await this.container.ledger.transaction((tx) => tx.enrollments.findActive(USER));
+    const ref = await this.initiate(USER, 'login step-up (demo)');
+    const atJumio = await this.sims<{ facemapSha256: string; state: string }>(
+      'GET',
+      `authentications/${ref}`,
+    );
+    const scan = await this.sims<{ facemapSha256: string }>(
+      'GET',
+      `scans/${before?.enrollmentReference}`,
+    );
+    expect(atJumio.facemapSha256 === scan.facemapSha256, 'Jumio got another facemap');
+    ok('Jumio received exactly the enrolled facemap (decrypted for the call, then zeroed)');
+    await this.complete(ref, 'PASSED');
+    await this.settled(ref, 'PASSED');
+    await this.notified(ref, 'PASSED');
+    const after = await this.container.ledger.transaction((tx) => tx.enrollments.findActive(USER));
+    expect(after?.lastInteractionAt, 'PASSED did not set the last interaction');
+    ok(`the enrollment's lastInteractionAt is now ${after.lastInteractionAt.toISOString()}`);
+    say();
+  }
+
+  async failedAuthentication(): Promise<void> {
+    say(`6. ${USER} fails an authentication`);
+    const ref = await this.initiate(USER, 'payment step-up (demo)');
+    await this.complete(ref, 'FAILED');
+    await this.settled(ref, 'FAILED');
+    await this.notified(ref, 'FAILED');
+    say();
+  }
+
+  async supersededAuthentication(): Promise<void> {
+    say(`7. Two initiates within 15 minutes: Jumio expires the first`);
+    const first = await this.initiate(USER, 'login (demo, abandoned)');
+    const second = await this.initiate(USER, 'login (demo, retried)');
+    const view = await this.authentication(first);
+    expect(view.state === 'EXPIRED', `the first is ${view.state}, expected EXPIRED`);
+    ok(`the first, ${short(first)}..., is EXPIRED at once (reason ${view.reason ?? 'none'})`);
+    await this.settled(first, 'EXPIRED');
+    // Jumio posts the first one's EXPIRED callback on its own; the vault already knew.
+    await waitUntil(`Jumio's callback for ${short(first)}...`, async () => {
+      const { callbacks } = await this.sims<{ callbacks: Array<{ status: number | null }> }>(
+        'GET',
+        `authentications/${first}`,
+      );
+      return callbacks.some((c) => c.status === 200) ? true : undefined;
+    });
+    const late = await this.authentication(first);
+    expect(late.state === 'EXPIRED', 'the first changed state');
+    ok(`Jumio's EXPIRED callback for the first arrived (200); it stays EXPIRED`);
+    await this.complete(second, 'PASSED');
+    await this.settled(second, 'PASSED');
+    ok('the second, the one Jumio kept, PASSED');
+    say();
+  }
+
+  async authenticationAudit(): Promise<void> {
+    say('8. The authentication audit trail of ' + USER);
+    const events = await this.container.ledger.transaction((tx) =>
+      tx.audit.list({ userReference: USER, limit: 1000 }),
+    );
+    const authEvents = events.filter(
+      (e) => e.authenticationReference || e.type === 'facemap.decrypted',
+    );
+    for (const e of authEvents) {
+      const ref = e.authenticationReference ? short(e.authenticationReference) : '-';
+      const details = ['state', 'source', 'reason', 'purpose']
+        .filter((k) => e.details[k] !== undefined && e.details[k] !== null)
+        .map((k) => `${k}=${String(e.details[k])}`)
+        .join(' ');
+      say(
+        `   #${String(e.id).padStart(3)} ${e.type.padEnd(32)} ${e.actor.padEnd(11)} ${ref}  ${details}`.trimEnd(),
+      );
+    }
+    const types = authEvents.map((e) => e.type);
+    for (const type of [
+      'facemap.decrypted',
+      'authentication.initiated',
+      'authentication.finalized',
+      'authentication.deleted_at_jumio',
+    ]) {
+      expect(types.includes(type), `no ${type} audit entry`);
+    }
+    expect(
+      types.indexOf('facemap.decrypted') < types.indexOf('authentication.initiated'),
+      'the decrypt was not audited before the initiate',
+    );
+    say();
+  }
 }
 
 async function main(): Promise<number> {
@@ -381,39 +589,52 @@ async function main(): Promise<number> {
   const keep = args.includes('--keep');
 
   const dataDir = await mkdtemp(path.join(tmpdir(), 'facemap-vault-demo-'));
-  // Embedded defaults only: nothing from the caller's environment but LOG_LEVEL.
-  const config = loadConfig({
-    VAULT_DATA_DIR: dataDir,
-    JUMIO_SIMULATOR_PORT: '0',
-    ENROLLMENT_WORKER_INTERVAL_MS: '200',
-    LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
-  });
-  const logger = createLogger(config.logLevel);
   say('facemap vault demo');
   say(`   data directory: ${dataDir} (${keep ? 'kept' : 'removed at the end; --keep keeps it'})`);
 
   let container: Container | undefined;
   const server = createServer();
+  // The calling service's secret for signed notifications (Standard Webhooks).
+  const secret = `whsec_${randomBytes(32).toString('base64')}`;
+  const receiver = new NotificationReceiver(secret);
   try {
+    // Listening first: Jumio calls back on the vault's own address (VAULT_PUBLIC_URL).
+    const port = await listen(server);
+    const vault = `http://127.0.0.1:${port}`;
+    const notifyOrigin = await receiver.start();
+    // Embedded defaults only: nothing from the caller's environment but LOG_LEVEL.
+    const config = loadConfig({
+      VAULT_DATA_DIR: dataDir,
+      JUMIO_SIMULATOR_PORT: '0',
+      ENROLLMENT_WORKER_INTERVAL_MS: '200',
+      VAULT_PUBLIC_URL: vault,
+      VAULT_NOTIFY_ALLOWED_ORIGINS: notifyOrigin,
+      VAULT_NOTIFY_SECRET: secret,
+      LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
+    });
+    const logger = createLogger(config.logLevel);
     container = await buildContainer(config, logger);
     server.on('request', createApp(container));
-    const port = await listen(server);
     container.startWorkers();
-    const vault = `http://127.0.0.1:${port}`;
     expect(container.simulator, 'the embedded Jumio simulator did not start');
     const sim = container.simulator.baseUrl;
     say(`   vault:          ${vault} (PGlite ledger, filesystem blobs, local development key)`);
     say(`   simulator:      ${sim} (Jumio simulator, in-process)`);
+    say(`   receiver:       ${notifyOrigin} (a calling service verifying signed notifications)`);
     const tokenFile = path.join(dataDir, ADMIN_TOKEN_FILE);
     const token = (await readFile(tokenFile, 'utf8')).trim();
     say(`   admin token:    ${tokenFile} (generated; not printed)`);
     say();
 
-    const demo = new Demo(container, vault, sim, token, dataDir);
+    const demo = new Demo(container, vault, sim, token, dataDir, receiver, `${notifyOrigin}/hooks`);
     const firstRef = await demo.eligibleOnboarding();
     await demo.ineligibleOnboarding();
     await demo.reEnrollment(firstRef);
     await demo.auditTrail();
+    await demo.passedAuthentication();
+    await demo.failedAuthentication();
+    await demo.supersededAuthentication();
+    await demo.authenticationAudit();
     say('demo complete: every expectation held');
     return 0;
   } catch (error) {
@@ -425,6 +646,7 @@ async function main(): Promise<number> {
     return 1;
   } finally {
     await closeServer(server);
+    await receiver.close();
     await container?.close().catch(() => undefined);
     if (keep) say(`data directory kept: ${dataDir}`);
     else await rm(dataDir, { recursive: true, force: true });

@@ -355,8 +355,13 @@ export class JumioRequestRejectedError extends JumioError {
   constructor(
     readonly operation: string,
     readonly status: number,
+    /** Jumio's error code from the body (e.g. `INVALID_REQUEST`), when it gave a code-shaped one. */
+    readonly jumioCode: string | null = null,
   ) {
-    super('jumio_request_rejected', `${operation}: Jumio rejected the request (HTTP ${status})`);
+    super(
+      'jumio_request_rejected',
+      `${operation}: Jumio rejected the request (HTTP ${status}${jumioCode ? ` ${jumioCode}` : ''})`,
+    );
   }
 }
 

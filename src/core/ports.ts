@@ -158,6 +158,8 @@ export interface EnrollmentRecord {
   jumioDeletedAt: Date | null;
   supersededAt: Date | null;
   blobDestroyedAt: Date | null;
+  /** The last PASSED authentication with this facemap (the retention clock). */
+  lastInteractionAt: Date | null;
 }
 
 /** The fields known when a callback arrives. */
@@ -239,6 +241,198 @@ export interface AuthenticationCallbackRecord {
 export interface AuthenticationCallbackRepository {
   /** Records a callback; true when it is new (same reference and result: a duplicate). */
   record(callback: AuthenticationCallbackRecord): Promise<boolean>;
+  /** The callbacks recorded for one authentication, oldest first. */
+  listFor(authenticationReference: string): Promise<AuthenticationCallbackRecord[]>;
+}
+
+// ---------------------------------------------------------------- authentications
+
+export const AUTHENTICATION_STATES = [
+  'INITIATED',
+  'PASSED',
+  'FAILED',
+  'INVALID',
+  'EXPIRED',
+] as const;
+export type AuthenticationState = (typeof AUTHENTICATION_STATES)[number];
+export type FinalAuthenticationState = Exclude<AuthenticationState, 'INITIATED'>;
+
+/** Who settled the final state: Jumio's callback, the Retrieval API, or a newer initiate. */
+export const AUTHENTICATION_SOURCES = ['callback', 'reconciled', 'superseded'] as const;
+export type AuthenticationSource = (typeof AUTHENTICATION_SOURCES)[number];
+
+/** One Jumio authentication transaction. Holds no bytes and no PII. */
+export interface AuthenticationRecord {
+  /** Jumio's `authenticationTransactionReference`. */
+  authenticationReference: string;
+  enrollmentReference: string;
+  userReference: string;
+  state: AuthenticationState;
+  reason: string | null;
+  source: AuthenticationSource | null;
+  /** The caller's stated purpose (audited with the decrypt). */
+  purpose: string;
+  /** The API key name that asked for it. */
+  requestedBy: string;
+  redirectUrl: string | null;
+  notifyUrl: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+  /** Creation + 15 minutes: Jumio's limit for completing it. */
+  expiresAt: Date;
+  finalizedAt: Date | null;
+  jumioDeletedAt: Date | null;
+  attempts: number;
+  nextAttemptAt: Date | null;
+  lastError: string | null;
+  leaseOwner: string | null;
+  leaseUntil: Date | null;
+}
+
+export type NewAuthentication = Pick<
+  AuthenticationRecord,
+  | 'authenticationReference'
+  | 'enrollmentReference'
+  | 'userReference'
+  | 'state'
+  | 'purpose'
+  | 'requestedBy'
+  | 'redirectUrl'
+  | 'notifyUrl'
+  | 'expiresAt'
+  | 'nextAttemptAt'
+>;
+
+export type AuthenticationPatch = Partial<
+  Omit<AuthenticationRecord, 'authenticationReference' | 'createdAt' | 'updatedAt'>
+>;
+
+/** Keyset position in a newest-first listing. */
+export interface ListPosition {
+  createdAt: Date;
+  key: string;
+}
+
+export interface AuthenticationRepository {
+  insert(authentication: NewAuthentication, now: Date): Promise<void>;
+  get(
+    authenticationReference: string,
+    options?: { forUpdate?: boolean },
+  ): Promise<AuthenticationRecord | null>;
+  /** Newest first, after `after` (exclusive), at most `limit`. */
+  list(filter: {
+    userReference?: string;
+    state?: AuthenticationState;
+    limit: number;
+    after?: ListPosition;
+  }): Promise<AuthenticationRecord[]>;
+  /** The enrollment's INITIATED authentications still within their 15 minutes, locked. */
+  listLive(enrollmentReference: string, now: Date): Promise<AuthenticationRecord[]>;
+  /** How many authentications the user started since `since`, and the oldest of them. */
+  countSince(userReference: string, since: Date): Promise<{ count: number; oldest: Date | null }>;
+  /** Always sets updated_at. False when nothing matched. */
+  update(authenticationReference: string, patch: AuthenticationPatch, now: Date): Promise<boolean>;
+  /**
+   * Marks an initiate in flight for the enrollment until `now + ttlMs`, unless another
+   * owner's mark is still live. True when `owner` holds it.
+   */
+  claimInitiation(
+    enrollmentReference: string,
+    owner: string,
+    now: Date,
+    ttlMs: number,
+  ): Promise<boolean>;
+  /** True when `owner` still held the mark (it is removed either way only if theirs). */
+  releaseInitiation(enrollmentReference: string, owner: string): Promise<boolean>;
+}
+
+/** The first answer to an Idempotency-Key, kept 24 hours. */
+export interface IdempotencyRecord {
+  apiKeyName: string;
+  key: string;
+  requestSha256: string;
+  /** Null while the first request is in flight. */
+  response: Record<string, unknown> | null;
+  createdAt: Date;
+  expiresAt: Date;
+}
+
+export interface IdempotencyRepository {
+  /**
+   * Starts a request under `key`: inserts an in-flight record unless a live one exists (an
+   * expired one is replaced). Returns the live record and whether this call created it.
+   */
+  begin(
+    input: { apiKeyName: string; key: string; requestSha256: string },
+    now: Date,
+    ttlMs: number,
+  ): Promise<{ record: IdempotencyRecord; created: boolean }>;
+  complete(apiKeyName: string, key: string, response: Record<string, unknown>): Promise<void>;
+  /** Forgets an in-flight record (the request ended before anything irreversible). */
+  release(apiKeyName: string, key: string): Promise<void>;
+  /** Deletes up to `limit` expired records; returns how many. */
+  purgeExpired(now: Date, limit: number): Promise<number>;
+}
+
+// ---------------------------------------------------------------- notifications
+
+export const NOTIFICATION_STATES = ['PENDING', 'DELIVERED', 'FAILED'] as const;
+export type NotificationState = (typeof NOTIFICATION_STATES)[number];
+
+/** One event for a calling service, delivered at least once under a stable id. */
+export interface NotificationRecord {
+  /** The `webhook-id`: the same on every attempt. */
+  id: string;
+  type: string;
+  authenticationReference: string | null;
+  url: string;
+  /** The exact JSON body signed and sent. */
+  payload: string;
+  state: NotificationState;
+  /** Retried until then, then FAILED. */
+  deliverUntil: Date;
+  attempts: number;
+  nextAttemptAt: Date | null;
+  lastError: string | null;
+  /** The receiver's last HTTP status; null when no answer came. */
+  lastStatus: number | null;
+  leaseOwner: string | null;
+  leaseUntil: Date | null;
+  deliveredAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export type NewNotification = Pick<
+  NotificationRecord,
+  'id' | 'type' | 'authenticationReference' | 'url' | 'payload' | 'deliverUntil' | 'nextAttemptAt'
+>;
+
+export type NotificationPatch = Partial<
+  Omit<NotificationRecord, 'id' | 'type' | 'payload' | 'createdAt' | 'updatedAt'>
+>;
+
+export interface NotificationRepository {
+  /** Inserts as PENDING. */
+  insert(notification: NewNotification, now: Date): Promise<void>;
+  get(id: string, options?: { forUpdate?: boolean }): Promise<NotificationRecord | null>;
+  /** Oldest first, after `after` (exclusive), at most `limit`. */
+  list(filter: {
+    state?: NotificationState;
+    authenticationReference?: string;
+    limit: number;
+    after?: ListPosition;
+  }): Promise<NotificationRecord[]>;
+  update(id: string, patch: NotificationPatch, now: Date): Promise<boolean>;
+}
+
+/**
+ * Delivers one signed notification (Standard Webhooks) to a calling service: one POST,
+ * no redirects followed, bounded in time and response size. Resolves with the receiver's
+ * status, whatever it is; rejects when no answer came (a VaultError with a safe message).
+ */
+export interface NotificationSender {
+  send(message: { id: string; url: string; payload: string }): Promise<{ status: number }>;
 }
 
 // ---------------------------------------------------------------- background work
@@ -247,7 +441,7 @@ export interface AuthenticationCallbackRepository {
  * The queues of background work. Each is a table whose rows carry the same lease columns
  * (attempts, next_attempt_at, last_error, lease_owner, lease_until); see core/work.ts.
  */
-export const QUEUES = ['enrollments', 'schedules'] as const;
+export const QUEUES = ['enrollments', 'schedules', 'authentications', 'notifications'] as const;
 export type QueueName = (typeof QUEUES)[number];
 
 export interface QueueSchedule {
@@ -318,6 +512,9 @@ export interface LedgerTx {
   readonly enrollments: EnrollmentRepository;
   readonly intents: EnrollmentIntentRepository;
   readonly authenticationCallbacks: AuthenticationCallbackRepository;
+  readonly authentications: AuthenticationRepository;
+  readonly idempotency: IdempotencyRepository;
+  readonly notifications: NotificationRepository;
   readonly vaultKeys: VaultKeyRepository;
   readonly queues: QueueRepository;
   readonly schedules: ScheduleRepository;

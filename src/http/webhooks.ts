@@ -13,6 +13,7 @@ import {
 import type { DenialAggregator } from '../core/denials';
 import { CallbackFormatError, type FormFields, single } from '../core/enrollment/callback';
 import { receiveIdVerificationCallback, type IntakeOptions } from '../core/enrollment/intake';
+import type { FinalizePolicy } from '../core/authentication/record';
 import type { Clock, Ledger, Logger } from '../core/ports';
 import { callbackOrigin, type CidrAllowlist, sourceAddressOf } from './callback-origin';
 import { HttpError, methodNotAllowed } from './errors';
@@ -25,6 +26,8 @@ export interface WebhookDeps {
   intake: IntakeOptions;
   callbackAllowlist: CidrAllowlist;
   denials: DenialAggregator;
+  /** How a final authentication state is recorded (deletion at Jumio, notifications). */
+  authentications: { settings: FinalizePolicy };
 }
 
 /**
@@ -211,7 +214,19 @@ export function webhookRoutes(deps: WebhookDeps): Router {
               'ID verification callback committed',
             );
           } else if (type === 'NETVERIFY_AUTHENTICATION') {
-            await receiveAuthenticationCallback(deps, fields, sourceAddress);
+            const result = await receiveAuthenticationCallback(
+              { ...deps, policy: deps.authentications.settings },
+              fields,
+              sourceAddress,
+            );
+            deps.logger.info(
+              {
+                authenticationReference: single(fields, 'transactionReference'),
+                created: result.created,
+                outcome: result.outcome,
+              },
+              'authentication callback committed',
+            );
           } else if (type === undefined) {
             throw new CallbackFormatError('callBackType is missing', 'missing_callback_type');
           } else {

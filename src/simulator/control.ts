@@ -84,6 +84,8 @@ const scanCallbackSchema = z.strictObject({
 
 const completeSchema = z.strictObject({
   result: z.enum(AUTHENTICATION_RESULTS),
+  /** false: the transaction completes but its callback is lost (to test reconciliation). */
+  deliverCallback: z.boolean().default(true),
   variant: z
     .strictObject({
       fractionDigits: fractionDigits.optional(),
@@ -204,7 +206,7 @@ export const CONTROL_API_SUMMARY = [
   'POST   /__sim/scans/{ref}/callback           send the NETVERIFYID callback {url, variant?, overrides?}',
   'GET    /__sim/authentications[/{ref}]        authentication state, metadata form, callbackUrl',
   'POST   /__sim/authentications/{ref}/start    mark STARTED (the person opened the journey)',
-  'POST   /__sim/authentications/{ref}/complete {result: PASSED|FAILED|INVALID} + callback',
+  'POST   /__sim/authentications/{ref}/complete {result: PASSED|FAILED|INVALID, deliverCallback?} + callback',
   'GET    /__sim/requests | DELETE              request log of Jumio endpoints | clear it',
   'POST   /__sim/faults | GET | DELETE [/{id}]  inject status/hang/slow/malformed/redirect/oversized',
   'GET    /__sim/clock | POST {advanceMs|set}   read / move the simulator clock',
@@ -355,6 +357,7 @@ export function controlRouter(ctx: SimContext): Router {
     const result = await completeAuthentication(ctx, auth, body.result, ctx.baseUrl(req), {
       ...(body.variant ? { variant: body.variant } : {}),
       ...(body.overrides ? { overrides: body.overrides } : {}),
+      deliverCallback: body.deliverCallback,
     });
     res.json({ state: auth.state, ...result });
   });

@@ -346,7 +346,12 @@ export async function completeAuthentication(
   auth: SimAuthentication,
   result: AuthenticationResult,
   baseUrl: string,
-  options: { variant?: AuthenticationCallbackVariant; overrides?: FieldOverrides } = {},
+  options: {
+    variant?: AuthenticationCallbackVariant;
+    overrides?: FieldOverrides;
+    /** false: the callback is "lost" (not sent, not recorded as delivered). */
+    deliverCallback?: boolean;
+  } = {},
 ): Promise<DeliveryResult> {
   const now = ctx.clock.now();
   auth.state = result;
@@ -355,8 +360,16 @@ export async function completeAuthentication(
     { transactionReference: auth.transactionReference, result },
     'authentication completed',
   );
-  if (auth.callbackUrl === undefined) return { status: null, body: null };
-  const form = authenticationCallbackForm({ auth, baseUrl, now, ...options });
+  if (auth.callbackUrl === undefined || options.deliverCallback === false) {
+    return { status: null, body: null };
+  }
+  const form = authenticationCallbackForm({
+    auth,
+    baseUrl,
+    now,
+    ...(options.variant ? { variant: options.variant } : {}),
+    ...(options.overrides ? { overrides: options.overrides } : {}),
+  });
   const delivered = await ctx.callbacks.send(auth.callbackUrl, form);
   auth.callbacks.push(deliveryRecord(auth.callbackUrl, form, now, delivered));
   return delivered;

@@ -4,6 +4,7 @@ import type { SqlDatabase } from '../../src/adapters/ledger/sql';
 import { DependencyError } from '../../src/core/errors';
 import { testDatabaseKinds, type TestDatabase } from '../helpers/ledgers';
 import { newEnrollment } from '../helpers/fixtures';
+import type { NewAuthentication } from '../../src/core/ports';
 
 const latest = Math.max(...migrations.map((m) => m.version));
 
@@ -311,5 +312,249 @@ describe.each(testDatabaseKinds)('Enrollment repository on %s', (_name, create) 
       ledger.transaction((tx) => tx.vaultKeys.putIfAbsent('k-test', new Uint8Array([3, 4]))),
     ]);
     expect(Array.from(a)).toEqual(Array.from(b));
+  });
+
+  it('keeps the last interaction of an enrollment', async () => {
+    const r = ref();
+    await insert(r);
+    const at = new Date('2026-03-01T10:00:00.123Z');
+    await ledger.transaction((tx) => tx.enrollments.update(r, { lastInteractionAt: at }, t0, null));
+    expect((await ledger.transaction((tx) => tx.enrollments.get(r)))!.lastInteractionAt).toEqual(
+      at,
+    );
+  });
+
+  describe('authentications', () => {
+    const authenticationOf = (
+      enrollmentReference: string,
+      createdAt: Date,
+      overrides: Partial<NewAuthentication> = {},
+    ): NewAuthentication => ({
+      authenticationReference: ref(),
+      enrollmentReference,
+      userReference: `u-${enrollmentReference}`,
+      state: 'INITIATED',
+      purpose: 'login step-up',
+      requestedBy: 'login-svc',
+      redirectUrl: 'https://jumio.example/web?t=x',
+      notifyUrl: null,
+      expiresAt: new Date(createdAt.getTime() + 15 * 60_000),
+      nextAttemptAt: new Date(createdAt.getTime() + 17 * 60_000),
+      ...overrides,
+    });
+    const add = (a: NewAuthentication, at: Date) =>
+      ledger.transaction((tx) => tx.authentications.insert(a, at));
+
+    it('stores, reads, patches and pages authentications newest first', async () => {
+      const e = ref();
+      await insert(e);
+      const times = [0, 1, 2].map((i) => new Date(t0.getTime() + i * 1000));
+      const created = times.map((at) => authenticationOf(e, at));
+      for (const [i, a] of created.entries()) await add(a, times[i]!);
+      const first = created[0]!;
+      expect(
+        await ledger.transaction((tx) => tx.authentications.get(first.authenticationReference)),
+      ).toMatchObject({
+        ...first,
+        reason: null,
+        source: null,
+        finalizedAt: null,
+        jumioDeletedAt: null,
+        attempts: 0,
+        createdAt: times[0],
+      });
+      const done = new Date('2026-01-01T00:10:00Z');
+      await ledger.transaction((tx) =>
+        tx.authentications.update(
+          first.authenticationReference,
+          { state: 'PASSED', source: 'callback', finalizedAt: done },
+          done,
+        ),
+      );
+      const userReference = `u-${e}`;
+      const page1 = await ledger.transaction((tx) =>
+        tx.authentications.list({ userReference, limit: 2 }),
+      );
+      expect(page1.map((a) => a.authenticationReference)).toEqual([
+        created[2]!.authenticationReference,
+        created[1]!.authenticationReference,
+      ]);
+      const last = page1.at(-1)!;
+      const page2 = await ledger.transaction((tx) =>
+        tx.authentications.list({
+          userReference,
+          limit: 2,
+          after: { createdAt: last.createdAt, key: last.authenticationReference },
+        }),
+      );
+      expect(page2).toEqual([
+        expect.objectContaining({ state: 'PASSED', source: 'callback', finalizedAt: done }),
+      ]);
+      const passed = await ledger.transaction((tx) =>
+        tx.authentications.list({ userReference, state: 'PASSED', limit: 10 }),
+      );
+      expect(passed).toHaveLength(1);
+      const counted = await ledger.transaction((tx) =>
+        tx.authentications.countSince(userReference, times[0]!),
+      );
+      expect(counted).toEqual({ count: 2, oldest: times[1] });
+    });
+
+    it('lists the INITIATED authentications of an enrollment still within their 15 minutes', async () => {
+      const e = ref();
+      await insert(e);
+      const old = authenticationOf(e, new Date(t0.getTime() - 20 * 60_000));
+      const live = authenticationOf(e, t0);
+      const final = authenticationOf(e, t0, { state: 'FAILED' });
+      for (const a of [old, live, final]) await add(a, t0);
+      const found = await ledger.transaction((tx) =>
+        tx.authentications.listLive(e, new Date(t0.getTime() + 60_000)),
+      );
+      expect(found.map((a) => a.authenticationReference)).toEqual([live.authenticationReference]);
+    });
+
+    it('lets one initiate per enrollment be in flight, until its mark expires', async () => {
+      const e = ref();
+      const claim = (owner: string, at: Date) =>
+        ledger.transaction((tx) => tx.authentications.claimInitiation(e, owner, at, 60_000));
+      const results = await Promise.all(['a', 'b', 'c', 'd'].map((o) => claim(o, t0)));
+      expect(results.filter(Boolean)).toHaveLength(1);
+      const holder = ['a', 'b', 'c', 'd'][results.indexOf(true)]!;
+      expect(await claim('x', new Date(t0.getTime() + 59_000))).toBe(false);
+      expect(await claim('x', new Date(t0.getTime() + 60_000))).toBe(true);
+      // The first holder's release no longer removes anyone's mark.
+      const release = (owner: string) =>
+        ledger.transaction((tx) => tx.authentications.releaseInitiation(e, owner));
+      expect(await release(holder)).toBe(false);
+      expect(await release('x')).toBe(true);
+      expect(await claim('y', t0)).toBe(true);
+    });
+
+    it('leases due authentications on their own queue', async () => {
+      const e = ref();
+      await insert(e);
+      const due = authenticationOf(e, t0, { nextAttemptAt: new Date('1990-01-01Z') });
+      const idle = authenticationOf(e, t0, { state: 'PASSED', nextAttemptAt: null });
+      await add(due, t0);
+      await add(idle, t0);
+      const claimed: string[] = [];
+      for (;;) {
+        const key = await ledger.transaction((tx) =>
+          tx.queues.claim('authentications', 'W', new Date('1991-01-01Z'), 60_000),
+        );
+        if (key === null) break;
+        claimed.push(key);
+      }
+      expect(claimed).toEqual([due.authenticationReference]);
+    });
+  });
+
+  describe('idempotency keys', () => {
+    const day = 24 * 3_600_000;
+    const input = (key: string, requestSha256 = 'h1') => ({
+      apiKeyName: 'svc',
+      key,
+      requestSha256,
+    });
+
+    it('starts one request per key, keeps its answer, and forgets it after expiry', async () => {
+      const key = ref();
+      const begun = await Promise.all(
+        [1, 2, 3, 4].map(() =>
+          ledger.transaction((tx) => tx.idempotency.begin(input(key), t0, day)),
+        ),
+      );
+      expect(begun.filter((b) => b.created)).toHaveLength(1);
+      expect(begun.every((b) => b.record.response === null)).toBe(true);
+      await ledger.transaction((tx) => tx.idempotency.complete('svc', key, { answer: 1 }));
+      const again = await ledger.transaction((tx) =>
+        tx.idempotency.begin(input(key, 'h2'), new Date(t0.getTime() + day - 1), day),
+      );
+      expect(again).toMatchObject({
+        created: false,
+        record: { requestSha256: 'h1', response: { answer: 1 } },
+      });
+      // A completed record is not released; an expired one is replaced.
+      await ledger.transaction((tx) => tx.idempotency.release('svc', key));
+      const later = new Date(t0.getTime() + day);
+      const fresh = await ledger.transaction((tx) =>
+        tx.idempotency.begin(input(key, 'h2'), later, day),
+      );
+      expect(fresh).toMatchObject({
+        created: true,
+        record: { requestSha256: 'h2', response: null },
+      });
+      await ledger.transaction((tx) => tx.idempotency.release('svc', key));
+      expect(
+        (await ledger.transaction((tx) => tx.idempotency.begin(input(key, 'h3'), later, day)))
+          .created,
+      ).toBe(true);
+    });
+
+    it('purges expired keys in bounded batches', async () => {
+      const far = new Date('2060-01-01Z');
+      const keys = [ref(), ref(), ref()];
+      for (const key of keys) {
+        await ledger.transaction((tx) => tx.idempotency.begin(input(key), far, 1000));
+      }
+      const later = new Date(far.getTime() + 1000);
+      const purged = await ledger.transaction((tx) => tx.idempotency.purgeExpired(later, 2));
+      expect(purged).toBe(2);
+      expect(
+        await ledger.transaction((tx) => tx.idempotency.purgeExpired(later, 100)),
+      ).toBeGreaterThanOrEqual(1);
+      expect(await ledger.transaction((tx) => tx.idempotency.purgeExpired(later, 100))).toBe(0);
+    });
+  });
+
+  it('keeps notifications in an outbox queue, oldest first', async () => {
+    const authenticationReference = ref();
+    const ids = [ref(), ref()];
+    for (const [i, id] of ids.entries()) {
+      await ledger.transaction((tx) =>
+        tx.notifications.insert(
+          {
+            id,
+            type: 'authentication.finalized',
+            authenticationReference,
+            url: 'https://hooks.example/x',
+            payload: '{"type":"authentication.finalized"}',
+            deliverUntil: new Date('2026-01-02Z'),
+            nextAttemptAt: new Date('1990-01-01Z'),
+          },
+          new Date(t0.getTime() + i),
+        ),
+      );
+    }
+    const listed = await ledger.transaction((tx) =>
+      tx.notifications.list({ authenticationReference, limit: 10 }),
+    );
+    expect(listed.map((n) => [n.id, n.state, n.attempts])).toEqual([
+      [ids[0], 'PENDING', 0],
+      [ids[1], 'PENDING', 0],
+    ]);
+    await ledger.transaction((tx) =>
+      tx.notifications.update(
+        ids[0]!,
+        { state: 'FAILED', lastStatus: 500, nextAttemptAt: null },
+        t0,
+      ),
+    );
+    const failed = await ledger.transaction((tx) =>
+      tx.notifications.list({ authenticationReference, state: 'FAILED', limit: 10 }),
+    );
+    expect(failed).toEqual([expect.objectContaining({ id: ids[0], lastStatus: 500 })]);
+    const next = await ledger.transaction((tx) =>
+      tx.notifications.list({
+        authenticationReference,
+        limit: 10,
+        after: { createdAt: listed[0]!.createdAt, key: ids[0]! },
+      }),
+    );
+    expect(next.map((n) => n.id)).toEqual([ids[1]]);
+    const key = await ledger.transaction((tx) =>
+      tx.queues.claim('notifications', 'W', new Date('1991-01-01Z'), 60_000),
+    );
+    expect(key).toBe(ids[1]);
   });
 });

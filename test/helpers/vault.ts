@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Server } from 'node:http';
+import type { RequestListener, Server } from 'node:http';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -144,6 +144,34 @@ export class SimulatorClient {
     ).requests;
   }
 
+  /** Completes an authentication the way the person's journey would, and sends its callback. */
+  complete(ref: string, body: Record<string, unknown>) {
+    return this.control<{ state: string; status: number | null; body: unknown }>(
+      'POST',
+      `authentications/${ref}/complete`,
+      body,
+    );
+  }
+
+  authentication(ref: string) {
+    return this.control<{
+      state: string;
+      deleted: boolean;
+      metadataForm: string;
+      metadataPart: string;
+      facemapFilename: string | null;
+      facemapSha256: string;
+      userReference: string | null;
+      callbackUrl: string | null;
+      successUrl: string | null;
+      errorUrl: string | null;
+      locale: string | null;
+      tokenLifetimeInMinutes: number | null;
+      enrollmentTransactionReference: string;
+      callbacks: Array<{ transactionResult?: string; status: number | null }>;
+    }>('GET', `authentications/${ref}`);
+  }
+
   fault(body: Record<string, unknown>) {
     return this.control('POST', 'faults', body);
   }
@@ -169,7 +197,8 @@ export async function startTestVault(
   dataDir?: string,
 ): Promise<TestVault> {
   const dir = dataDir ?? (await mkdtemp(path.join(tmpdir(), 'vault-it-')));
-  const config = loadConfig({
+  const env = (publicUrl: string) => ({
+    VAULT_PUBLIC_URL: publicUrl,
     VAULT_DATA_DIR: dir,
     JUMIO_BASE_URL: sim.baseUrl,
     JUMIO_API_TOKEN: sim.running.credentials.apiToken,
@@ -180,6 +209,24 @@ export async function startTestVault(
     ...ledger.env,
     ...options.env,
   });
+  // Listening first: the vault's own address is its VAULT_PUBLIC_URL (Jumio calls back
+  // there). The server's bounds come from the same settings, read once without the port.
+  let app: RequestListener = (_req, res) => res.writeHead(503).end();
+  const server: Server = createHttpServer(
+    (req, res) => app(req, res),
+    loadConfig(env('http://127.0.0.1:1')).http,
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const config = (() => {
+    try {
+      return loadConfig(env(`http://127.0.0.1:${port}`));
+    } catch (error) {
+      server.close();
+      throw error;
+    }
+  })();
   const logs = captureLogs();
   const container = await buildContainer(config, logs.logger, {
     ...options.overrides,
@@ -191,13 +238,12 @@ export async function startTestVault(
       retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 5 },
       ...options.overrides?.jumio,
     },
+  }).catch((error: unknown) => {
+    server.close();
+    throw error;
   });
   // Every response is recorded and checked against /openapi.json when the file ends.
-  const app = createApp(container);
-  const server: Server = createHttpServer(recordingResponses(app), config.http);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
+  app = recordingResponses(createApp(container));
   return {
     container,
     url: `http://127.0.0.1:${port}`,

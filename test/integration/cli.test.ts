@@ -47,7 +47,7 @@ async function withLedger<T>(dataDir: string, fn: (ledger: SqlLedger) => Promise
 }
 
 describe('npm run demo', () => {
-  it('drives an onboarding to ACTIVE, a rejection and a re-enrollment, and exits 0', async () => {
+  it('drives an onboarding to ACTIVE, a rejection, a re-enrollment and authentications, and exits 0', async () => {
     const run = await runCli('src/cli/demo.ts', []);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
@@ -60,6 +60,16 @@ describe('npm run demo', () => {
     expect(out).toMatch(/REJECTED with reason verification_not_approved/);
     expect(out).toMatch(/is SUPERSEDED, its blob destroyed/);
     expect(out).toMatch(/enrollment\.superseded/);
+    // Authentication: PASSED, FAILED, one expired by a second initiate, signed notifications.
+    expect(out).toMatch(/POST \/v1\/authentications -> 201/);
+    expect(out).toMatch(/Jumio received exactly the enrolled facemap/);
+    expect(out).toMatch(/says PASSED \(source callback\); deleted at Jumio/);
+    expect(out).toMatch(/says FAILED \(source callback\); deleted at Jumio/);
+    expect(out).toMatch(/is EXPIRED at once \(reason superseded\)/);
+    expect(out).toMatch(/EXPIRED callback for the first arrived \(200\); it stays EXPIRED/);
+    expect(out).toMatch(/signature verified \(standardwebhooks\), says PASSED/);
+    expect(out).toMatch(/lastInteractionAt is now/);
+    expect(out).toMatch(/facemap\.decrypted/);
     expect(out).toMatch(/demo complete: every expectation held/);
     // No JSON log lines, and the admin token is named by its file only.
     expect(out).not.toMatch(/^\{"level"/m);

@@ -12,7 +12,11 @@ import { PgliteDatabase } from '../../src/adapters/ledger/pglite-database';
 import { SqlLedger } from '../../src/adapters/ledger/sql-ledger';
 import { createApp, type AppDeps } from '../../src/app';
 import { DenialAggregator } from '../../src/core/denials';
+import { AuthenticationService } from '../../src/core/authentication/service';
+import { BlobStores } from '../../src/core/blobs';
 import { VaultError } from '../../src/core/errors';
+import type { JumioApi } from '../../src/core/jumio';
+import { NotificationAdmin } from '../../src/core/notifications/outbox';
 import { systemClock } from '../../src/core/ports';
 import { CidrAllowlist } from '../../src/http/callback-origin';
 import { errorHandler } from '../../src/http/errors';
@@ -29,31 +33,57 @@ describe('HTTP shell', () => {
     db = await PgliteDatabase.open();
     await runMigrations(db);
     logs = captureLogs();
-    deps = {
-      denials: undefined as unknown as DenialAggregator,
-      ledger: new SqlLedger(db),
-      blobs: new FsBlobStore(path.join(dir, 'blobs')),
-      envelope: new EncryptionSdkEnvelope({
-        keyring: localKeyring({
-          keyName: 'k',
-          keyNamespace: 'test',
-          masterKey: new Uint8Array(32).fill(7),
-        }),
-        keyId: 'local:test/k',
-        maxPlaintextBytes: 1024,
+    const ledger = new SqlLedger(db);
+    const blobs = new FsBlobStore(path.join(dir, 'blobs'));
+    const envelope = new EncryptionSdkEnvelope({
+      keyring: localKeyring({
+        keyName: 'k',
+        keyNamespace: 'test',
+        masterKey: new Uint8Array(32).fill(7),
       }),
+      keyId: 'local:test/k',
+      maxPlaintextBytes: 1024,
+    });
+    // The shell's tests never reach Jumio.
+    const jumio = {} as JumioApi;
+    deps = {
+      ledger,
+      blobs,
+      envelope,
       logger: logs.logger,
       clock: systemClock,
       intake: { userReferenceField: 'customerId', binding: 'none' },
       apiKeys: [],
       callbackAllowlist: new CidrAllowlist(['127.0.0.1/32']),
       trustProxy: false,
+      denials: undefined as unknown as DenialAggregator,
       readinessCacheMs: 0,
       dependencies: {
         ledger: { kind: 'pglite' },
         blobs: { kind: 'fs', root: path.join(dir, 'blobs') },
         envelope: { kind: 'local' },
       },
+      authentications: new AuthenticationService(
+        {
+          ledger,
+          blobs: new BlobStores(blobs),
+          envelope,
+          jumio,
+          clock: systemClock,
+          logger: logs.logger,
+          hashUserReference: (u) => u,
+        },
+        {
+          callbackUrl: 'http://127.0.0.1:1/webhooks/jumio',
+          maxPerUserPerHour: 10,
+          reconcileGraceMs: 0,
+          initiationTtlMs: 60_000,
+          deleteAtJumio: true,
+          notifyDefaultUrl: undefined,
+          notifyAllowedOrigins: [],
+        },
+      ),
+      notifications: new NotificationAdmin({ ledger, clock: systemClock }),
     };
     deps.denials = new DenialAggregator(deps, { intervalMs: 60_000 });
   });

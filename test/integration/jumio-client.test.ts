@@ -440,6 +440,11 @@ describe('authentication', () => {
     );
     expect(err).toBeInstanceOf(JumioRequestRejectedError);
     expect((err as JumioRequestRejectedError).status).toBe(400);
+    // Jumio's own code is carried (code-shaped values only), never the body's free text.
+    expect((err as JumioRequestRejectedError).jumioCode).toBe('ENROLLMENT_NOT_DELETED');
+    expect((err as Error).message).toBe(
+      'initiate: Jumio rejected the request (HTTP 400 ENROLLMENT_NOT_DELETED)',
+    );
 
     await c.deleteScan(notDeleted.scanReference);
     await expect(

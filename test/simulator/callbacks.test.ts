@@ -293,6 +293,20 @@ describe('Jumio simulator: NETVERIFY_AUTHENTICATION callbacks', () => {
     expect(f.getAll('livenessImages')).toHaveLength(4);
   });
 
+  it('completes without sending the callback when asked to lose it', async () => {
+    const { ref } = await initiated(receiver.url);
+    const res = await h.control('POST', `/authentications/${ref}/complete`, {
+      result: 'PASSED',
+      deliverCallback: false,
+    });
+    expect(res.body).toMatchObject({ state: 'PASSED', status: null });
+    expect(receiver.received).toHaveLength(0);
+    const retrieval = await h.jumio('GET', `/api/netverify/v2/authentications/${ref}`);
+    expect(((await retrieval.json()) as { transactionResult: string }).transactionResult).toBe(
+      'PASSED',
+    );
+  });
+
   it('answers status null when the authentication has no callbackUrl', async () => {
     const { ref } = await initiated();
     const res = await h.control('POST', `/authentications/${ref}/complete`, { result: 'PASSED' });

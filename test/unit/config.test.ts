@@ -49,6 +49,7 @@ describe('loadConfig', () => {
       JUMIO_API_SECRET: 's',
       JUMIO_USER_AGENT: 'Acme Vault/1.2.3',
       VAULT_API_KEYS: `ops:admin:${'a'.repeat(64)}`,
+      VAULT_PUBLIC_URL: 'https://vault.bank.example/',
     });
     expect(config.database).toEqual({
       kind: 'postgres',
@@ -120,7 +121,12 @@ describe('loadConfig', () => {
       ]),
     );
     expect(
-      problemsOf({ JUMIO_API_TOKEN: 't', JUMIO_API_SECRET: 's', JUMIO_USER_AGENT: 'curl' }),
+      problemsOf({
+        JUMIO_API_TOKEN: 't',
+        JUMIO_API_SECRET: 's',
+        JUMIO_USER_AGENT: 'curl',
+        VAULT_PUBLIC_URL: 'https://vault.bank.example',
+      }),
     ).toEqual(['JUMIO_USER_AGENT: must look like "Company App/1.2.3"']);
   });
 
@@ -137,6 +143,7 @@ describe('loadConfig', () => {
         JUMIO_API_TOKEN: 't',
         JUMIO_API_SECRET: 's',
         JUMIO_USER_AGENT: 'Acme Vault/1.0',
+        VAULT_PUBLIC_URL: 'https://vault.bank.example',
       }),
     ).toEqual([expect.stringMatching(/^JUMIO_BASE_URL: must be https/)]);
   });
@@ -209,6 +216,7 @@ describe('loadConfig', () => {
       AWS_REGION: 'eu-west-1',
       DATABASE_URL: 'postgres://vault@db/vault',
       VAULT_API_KEYS: `ops:admin:${'a'.repeat(64)}`,
+      VAULT_PUBLIC_URL: 'https://vault.bank.example',
     });
     expect(production.jumio.mode).toBe('remote');
     // Each development default alone is refused.
@@ -221,6 +229,7 @@ describe('loadConfig', () => {
       AWS_REGION: 'eu-west-1',
       DATABASE_URL: 'postgres://vault@db/vault',
       VAULT_API_KEYS: `ops:admin:${'a'.repeat(64)}`,
+      VAULT_PUBLIC_URL: 'https://vault.bank.example',
     };
     expect(problemsOf(noKms)).toEqual([expect.stringMatching(/^KMS_KEY_ID: required/)]);
   });
@@ -275,6 +284,104 @@ describe('loadConfig', () => {
     expect(config.audit).toEqual({ denialIntervalMs: 5000 });
     expect(loadConfig({}).readinessCacheMs).toBe(10_000);
     expect(loadConfig({}).audit.denialIntervalMs).toBe(60_000);
+  });
+
+  describe('authentication and notification settings', () => {
+    const realJumio = {
+      JUMIO_REGION: 'EU',
+      JUMIO_API_TOKEN: 't',
+      JUMIO_API_SECRET: 's',
+      JUMIO_USER_AGENT: 'Acme Vault/1.0',
+    };
+    const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+
+    it('has defaults, and derives VAULT_PUBLIC_URL from PORT on loopback with the simulator', () => {
+      const config = loadConfig({ PORT: '9090' });
+      expect(config.authentication).toEqual({
+        publicUrl: 'http://127.0.0.1:9090',
+        maxPerUserPerHour: 10,
+        reconcileGraceMs: 120_000,
+        deleteAtJumio: true,
+      });
+      expect(config.notifications).toEqual({
+        defaultUrl: undefined,
+        secret: undefined,
+        allowedOrigins: [],
+      });
+      const simulator = loadConfig({
+        JUMIO_BASE_URL: 'http://127.0.0.1:4010',
+        JUMIO_API_TOKEN: 't',
+        JUMIO_API_SECRET: 's',
+        VAULT_PUBLIC_URL: 'http://127.0.0.1:7000/',
+      });
+      expect(simulator.authentication.publicUrl).toBe('http://127.0.0.1:7000');
+    });
+
+    it('requires an https VAULT_PUBLIC_URL with a real Jumio region', () => {
+      expect(problemsOf(realJumio)).toEqual([
+        'VAULT_PUBLIC_URL: required with a real Jumio region (https://...)',
+      ]);
+      expect(problemsOf({ ...realJumio, VAULT_PUBLIC_URL: 'http://127.0.0.1:8080' })).toEqual([
+        expect.stringMatching(/^VAULT_PUBLIC_URL: must be https/),
+      ]);
+      expect(
+        problemsOf({ ...realJumio, VAULT_PUBLIC_URL: `https://v.example/${'a'.repeat(230)}` }),
+      ).toEqual([expect.stringMatching(/^VAULT_PUBLIC_URL: must be ASCII .* at most 240/)]);
+      expect(problemsOf({ ...realJumio, VAULT_PUBLIC_URL: 'https://v.example/?x=1' })).toEqual([
+        expect.stringMatching(/^VAULT_PUBLIC_URL: must not carry/),
+      ]);
+      const ok = loadConfig({ ...realJumio, VAULT_PUBLIC_URL: 'https://vault.bank.example/v/' });
+      expect(ok.authentication.publicUrl).toBe('https://vault.bank.example/v');
+    });
+
+    it('reads the rate limit, the grace period and Jumio deletion', () => {
+      const config = loadConfig({
+        AUTH_MAX_PER_USER_PER_HOUR: '3',
+        AUTH_RECONCILE_GRACE_MS: '0',
+        JUMIO_DELETE_AUTHENTICATIONS: 'false',
+      });
+      expect(config.authentication).toMatchObject({
+        maxPerUserPerHour: 3,
+        reconcileGraceMs: 0,
+        deleteAtJumio: false,
+      });
+      expect(
+        problemsOf({ AUTH_MAX_PER_USER_PER_HOUR: '0', JUMIO_DELETE_AUTHENTICATIONS: 'sometimes' })
+          .map((p) => p.split(':')[0])
+          .sort(),
+      ).toEqual(['AUTH_MAX_PER_USER_PER_HOUR', 'JUMIO_DELETE_AUTHENTICATIONS']);
+    });
+
+    it('validates notification origins, the default URL and the signing secret', () => {
+      const config = loadConfig({
+        VAULT_NOTIFY_ALLOWED_ORIGINS: 'https://login.bank.example, http://127.0.0.1:9000/',
+        VAULT_NOTIFY_DEFAULT_URL: 'https://hooks.bank.example/vault',
+        VAULT_NOTIFY_SECRET: secret,
+      });
+      expect(config.notifications).toEqual({
+        allowedOrigins: ['https://login.bank.example', 'http://127.0.0.1:9000'],
+        defaultUrl: 'https://hooks.bank.example/vault',
+        secret,
+      });
+      expect(problemsOf({ VAULT_NOTIFY_ALLOWED_ORIGINS: 'http://hooks.example' })).toEqual([
+        expect.stringMatching(/^VAULT_NOTIFY_ALLOWED_ORIGINS: .* must be https/),
+      ]);
+      expect(problemsOf({ VAULT_NOTIFY_ALLOWED_ORIGINS: 'https://a.example/path' })).toEqual([
+        expect.stringMatching(/^VAULT_NOTIFY_ALLOWED_ORIGINS: .* must be an origin only/),
+      ]);
+      expect(problemsOf({ VAULT_NOTIFY_DEFAULT_URL: 'https://hooks.example/x' })).toEqual([
+        expect.stringMatching(/^VAULT_NOTIFY_SECRET: required/),
+      ]);
+      expect(
+        problemsOf({
+          VAULT_NOTIFY_DEFAULT_URL: 'http://hooks.example/x',
+          VAULT_NOTIFY_SECRET: 'whsec_c2hvcnQ=',
+        }),
+      ).toEqual([
+        expect.stringMatching(/^VAULT_NOTIFY_DEFAULT_URL: must be https/),
+        expect.stringMatching(/^VAULT_NOTIFY_SECRET: must be whsec_/),
+      ]);
+    });
   });
 
   it('never echoes a secret value in its messages', () => {

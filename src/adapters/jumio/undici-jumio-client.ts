@@ -4,8 +4,8 @@
  * redirects are never followed; GET and DELETE are retried on transient failures, the
  * initiate POST never is.
  */
-import { Blob } from 'node:buffer';
-import { Agent, FormData, type Dispatcher } from 'undici';
+import { randomBytes } from 'node:crypto';
+import { Agent, type Dispatcher } from 'undici';
 import type { z } from 'zod';
 import {
   FacemapTooLargeError,
@@ -109,7 +109,7 @@ interface Call {
   path: string;
   admin: boolean;
   accept: string;
-  body?: FormData;
+  body?: { bytes: Buffer; contentType: string };
 }
 
 const sleepFor = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -339,30 +339,38 @@ export class UndiciJumioClient implements JumioApi {
     for (const [key, value] of Object.entries(fields)) {
       if (value !== undefined) metadata[key] = value;
     }
-    const form = new FormData();
-    // Copied into a Blob: the form must not alias the caller's buffer while it streams.
-    form.append(
-      'facemap',
-      new Blob([Buffer.from(facemap)], { type: 'application/octet-stream' }),
-      'facemap.bin',
-    );
     // The documented, wrapped form of the metadata part.
-    form.append(
-      'enrollmentMetadata',
-      new Blob([JSON.stringify({ enrollmentMetadata: metadata })], { type: 'application/json' }),
-    );
-
-    const response = await this.execute(
+    const body = multipart([
       {
-        operation: 'initiate',
-        method: 'POST',
-        path: this.basePath + '/api/authentication/v1/facemap/initiate',
-        admin: false,
-        accept: 'application/json',
-        body: form,
+        name: 'facemap',
+        filename: 'facemap.bin',
+        type: 'application/octet-stream',
+        bytes: facemap,
       },
-      (res) => this.readJson('initiate', res, initiateResponseSchema),
-    );
+      {
+        name: 'enrollmentMetadata',
+        filename: 'enrollmentMetadata.json',
+        type: 'application/json',
+        bytes: Buffer.from(JSON.stringify({ enrollmentMetadata: metadata })),
+      },
+    ]);
+    let response;
+    try {
+      response = await this.execute(
+        {
+          operation: 'initiate',
+          method: 'POST',
+          path: this.basePath + '/api/authentication/v1/facemap/initiate',
+          admin: false,
+          accept: 'application/json',
+          body,
+        },
+        (res) => this.readJson('initiate', res, initiateResponseSchema),
+      );
+    } finally {
+      // The body held the one copy of the facemap this client made: sent, then zeroed.
+      body.bytes.fill(0);
+    }
     const out: InitiatedAuthentication = {
       authenticationReference: response.authenticationTransactionReference,
     };
@@ -502,8 +510,9 @@ export class UndiciJumioClient implements JumioApi {
           authorization: call.admin ? this.adminAuth : this.mainAuth,
           accept: call.accept,
           'user-agent': this.userAgent,
+          ...(call.body ? { 'content-type': call.body.contentType } : {}),
         },
-        body: call.body ?? null,
+        body: call.body?.bytes ?? null,
         headersTimeout: this.timeouts.headersMs,
         bodyTimeout: this.timeouts.bodyMs,
       });
@@ -544,22 +553,69 @@ export class UndiciJumioClient implements JumioApi {
     return parsed.data;
   }
 
-  /** The typed error for a non-2xx answer; drains the body without ever reading it out. */
+  /** The typed error for a non-2xx answer; of a 4xx refusal only Jumio's code is read out. */
   private async statusError(
     operation: Operation,
     res: Dispatcher.ResponseData,
   ): Promise<JumioError> {
-    await drain(res.body);
     const status = res.statusCode;
+    const rejected = status >= 400 && status < 500 && ![401, 403, 404, 429].includes(status);
+    let jumioCode: string | null = null;
+    if (rejected) jumioCode = await errorCodeOf(res.body);
+    else await drain(res.body);
     const retryAfter = parseRetryAfter(res.headers['retry-after']);
     if (status === 404) return new JumioNotFoundError(operation);
     if (status === 401 || status === 403) return new JumioUnauthorizedError(operation, status);
     if (status === 429) return new JumioRateLimitedError(operation, retryAfter);
     if (status >= 500) return new JumioUpstreamError(operation, status, retryAfter);
-    if (status >= 400) return new JumioRequestRejectedError(operation, status);
+    if (status >= 400) return new JumioRequestRejectedError(operation, status, jumioCode);
     // Redirects are not followed: credentials would go wherever Location points.
     return new JumioInvalidResponseError(operation, `unexpected HTTP ${status}`);
   }
+}
+
+/** Jumio's `code` from an error body, when it looks like one (never free text, never values). */
+async function errorCodeOf(body: Dispatcher.ResponseData['body']): Promise<string | null> {
+  try {
+    const bytes = await readCapped(
+      body,
+      MAX_DRAIN_BYTES,
+      () => new JumioInvalidResponseError('error', 'error body too large'),
+    );
+    const code = (JSON.parse(Buffer.from(bytes).toString('utf8')) as { code?: unknown }).code;
+    return typeof code === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(code) ? code : null;
+  } catch {
+    discard(body);
+    return null;
+  }
+}
+
+interface Part {
+  name: string;
+  filename: string;
+  type: string;
+  bytes: Uint8Array;
+}
+
+/**
+ * A multipart/form-data body (RFC 7578) in one buffer. Built here rather than with FormData,
+ * whose Blob parts keep copies of the facemap that nobody can zero.
+ */
+function multipart(parts: Part[]): { bytes: Buffer; contentType: string } {
+  const boundary = `vault-${randomBytes(16).toString('hex')}`;
+  const chunks: Uint8Array[] = [];
+  for (const part of parts) {
+    chunks.push(
+      Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="${part.name}"; ` +
+          `filename="${part.filename}"\r\nContent-Type: ${part.type}\r\n\r\n`,
+      ),
+      part.bytes,
+      Buffer.from('\r\n'),
+    );
+  }
+  chunks.push(Buffer.from(`--${boundary}--\r\n`));
+  return { bytes: Buffer.concat(chunks), contentType: `multipart/form-data; boundary=${boundary}` };
 }
 
 function isRetriable(err: unknown): boolean {

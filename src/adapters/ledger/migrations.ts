@@ -167,6 +167,81 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: 'authentication: results, reconciliation, deletion at Jumio, idempotency, notifications',
+    sql: `
+      -- A PASSED authentication is the person's last interaction (the retention clock).
+      ALTER TABLE enrollments ADD COLUMN last_interaction_at timestamptz;
+
+      ALTER TABLE authentications RENAME COLUMN completed_at TO finalized_at;
+      ALTER TABLE authentications
+        ADD COLUMN reason           text,
+        -- Who settled the final state: callback, reconciled (Retrieval API) or superseded.
+        ADD COLUMN source           text,
+        ADD COLUMN expires_at       timestamptz,
+        ADD COLUMN notify_url       text,
+        ADD COLUMN jumio_deleted_at timestamptz,
+        ADD COLUMN attempts         integer NOT NULL DEFAULT 0,
+        ADD COLUMN next_attempt_at  timestamptz,
+        ADD COLUMN last_error       text,
+        ADD COLUMN lease_owner      text,
+        ADD COLUMN lease_until      timestamptz;
+      UPDATE authentications SET expires_at = created_at + interval '15 minutes';
+      ALTER TABLE authentications ALTER COLUMN expires_at SET NOT NULL;
+      -- The authentications queue: INITIATED rows to reconcile, final rows to delete at Jumio.
+      CREATE INDEX authentications_due ON authentications (next_attempt_at)
+        WHERE next_attempt_at IS NOT NULL;
+      -- The rate limit counts a user's recent initiates; the read API pages newest first.
+      CREATE INDEX authentications_by_user
+        ON authentications (user_reference, created_at DESC, authentication_reference DESC);
+      CREATE INDEX authentications_by_time
+        ON authentications (created_at DESC, authentication_reference DESC);
+
+      -- One initiate in flight per enrollment: the Jumio call runs outside any transaction.
+      CREATE TABLE authentication_initiations (
+        enrollment_reference text PRIMARY KEY,
+        owner                text NOT NULL,
+        claimed_until        timestamptz NOT NULL
+      );
+
+      -- Idempotency-Key of POST /v1/authentications, per API key, for 24 hours.
+      CREATE TABLE idempotency_keys (
+        api_key_name    text NOT NULL,
+        idempotency_key text NOT NULL,
+        request_sha256  text NOT NULL,
+        -- Null while the first request is in flight.
+        response        jsonb,
+        created_at      timestamptz NOT NULL,
+        expires_at      timestamptz NOT NULL,
+        PRIMARY KEY (api_key_name, idempotency_key)
+      );
+      CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
+
+      -- The outbox of signed notifications to calling services (Standard Webhooks).
+      CREATE TABLE notifications (
+        id                       text PRIMARY KEY,
+        type                     text NOT NULL,
+        authentication_reference text,
+        url                      text NOT NULL,
+        -- The exact JSON body, signed and sent identically on every attempt.
+        payload                  text NOT NULL,
+        state                    text NOT NULL CHECK (state IN ('PENDING','DELIVERED','FAILED')),
+        deliver_until            timestamptz NOT NULL,
+        attempts                 integer NOT NULL DEFAULT 0,
+        next_attempt_at          timestamptz,
+        last_error               text,
+        last_status              integer,
+        lease_owner              text,
+        lease_until              timestamptz,
+        delivered_at             timestamptz,
+        created_at               timestamptz NOT NULL DEFAULT now(),
+        updated_at               timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX notifications_due ON notifications (next_attempt_at) WHERE state = 'PENDING';
+      CREATE INDEX notifications_by_state ON notifications (state, created_at, id);
+    `,
+  },
 ];
 
 /** Arbitrary but fixed: every replica contends for the same advisory lock. */

@@ -4,15 +4,26 @@ import type {
   AuditRepository,
   AuthenticationCallbackRecord,
   AuthenticationCallbackRepository,
+  AuthenticationPatch,
+  AuthenticationRecord,
+  AuthenticationRepository,
   EnrollmentIntent,
   EnrollmentIntentRepository,
   EnrollmentPatch,
   EnrollmentRecord,
   EnrollmentRepository,
   EnrollmentState,
+  IdempotencyRecord,
+  IdempotencyRepository,
   Ledger,
   LedgerTx,
+  ListPosition,
+  NewAuthentication,
   NewEnrollment,
+  NewNotification,
+  NotificationPatch,
+  NotificationRecord,
+  NotificationRepository,
   QueueName,
   QueueRepository,
   QueueSchedule,
@@ -123,6 +134,7 @@ const ENROLLMENT_COLUMNS = {
   jumioDeletedAt: 'jumio_deleted_at',
   supersededAt: 'superseded_at',
   blobDestroyedAt: 'blob_destroyed_at',
+  lastInteractionAt: 'last_interaction_at',
 } as const satisfies Record<keyof EnrollmentRecord, string>;
 
 type Field = keyof EnrollmentRecord;
@@ -275,6 +287,327 @@ class SqlAuthenticationCallbackRepository implements AuthenticationCallbackRepos
     );
     return rowCount === 1;
   }
+
+  async listFor(authenticationReference: string): Promise<AuthenticationCallbackRecord[]> {
+    const { rows } = await this.sql.query<Record<string, unknown>>(
+      `SELECT * FROM authentication_callbacks WHERE authentication_reference = $1
+        ORDER BY received_at, transaction_result`,
+      [authenticationReference],
+    );
+    return rows.map((r) => ({
+      authenticationReference: r.authentication_reference as string,
+      transactionResult: r.transaction_result as string,
+      enrollmentReference: (r.enrollment_reference as string | null) ?? null,
+      transactionDate: (r.transaction_date as Date | null) ?? null,
+      callbackDate: (r.callback_date as Date | null) ?? null,
+      scanSource: (r.scan_source as string | null) ?? null,
+      sourceAddress: (r.source_address as string | null) ?? null,
+    }));
+  }
+}
+
+/** Record field -> column, for tables read and patched field by field. */
+type Columns<T> = { readonly [K in keyof T]-?: string };
+
+function fromRow<T>(columns: Columns<T>, row: Record<string, unknown>, ints: Array<keyof T>): T {
+  const record = {} as Record<keyof T, unknown>;
+  for (const field of Object.keys(columns) as Array<keyof T>) {
+    record[field] = row[columns[field]] ?? null;
+  }
+  for (const field of ints) if (record[field] !== null) record[field] = Number(record[field]);
+  return record as T;
+}
+
+/** INSERT of the given fields plus created_at and updated_at. */
+function insertRow<T extends object>(
+  sql: SqlClient,
+  table: string,
+  columns: Columns<T>,
+  values: Partial<T>,
+  now: Date,
+  suffix = '',
+) {
+  const fields = (Object.keys(values) as Array<keyof T>).filter((f) => values[f] !== undefined);
+  const names = [...fields.map((f) => columns[f]), 'created_at', 'updated_at'];
+  return sql.query(
+    `INSERT INTO ${table} (${names.join(', ')})
+     VALUES (${names.map((_, i) => `$${i + 1}`).join(', ')})${suffix}`,
+    [...fields.map((f) => values[f]), now, now],
+  );
+}
+
+/** UPDATE of the patched fields (the column map is the allowlist), always setting updated_at. */
+async function updateRow<T extends object>(
+  sql: SqlClient,
+  table: string,
+  columns: Columns<T>,
+  key: { column: string; value: string },
+  patch: Partial<T>,
+  now: Date,
+): Promise<boolean> {
+  const fields = (Object.keys(patch) as Array<keyof T>).filter(
+    (f) => patch[f] !== undefined && f in columns,
+  );
+  const sets = fields.map((f, i) => `${columns[f]} = $${i + 3}`);
+  const { rowCount } = await sql.query(
+    `UPDATE ${table} SET ${[...sets, 'updated_at = $2'].join(', ')} WHERE ${key.column} = $1`,
+    [key.value, now, ...fields.map((f) => patch[f])],
+  );
+  return rowCount === 1;
+}
+
+/** `AND (created_at, key) < (after)` for a newest-first keyset page. */
+function keysetBefore(keyColumn: string, after: ListPosition | undefined, params: unknown[]) {
+  if (!after) return '';
+  params.push(after.createdAt, after.key);
+  return ` AND (created_at, ${keyColumn}) < ($${params.length - 1}, $${params.length})`;
+}
+
+const AUTHENTICATION_COLUMNS: Columns<AuthenticationRecord> = {
+  authenticationReference: 'authentication_reference',
+  enrollmentReference: 'enrollment_reference',
+  userReference: 'user_reference',
+  state: 'state',
+  reason: 'reason',
+  source: 'source',
+  purpose: 'purpose',
+  requestedBy: 'requested_by',
+  redirectUrl: 'redirect_url',
+  notifyUrl: 'notify_url',
+  createdAt: 'created_at',
+  updatedAt: 'updated_at',
+  expiresAt: 'expires_at',
+  finalizedAt: 'finalized_at',
+  jumioDeletedAt: 'jumio_deleted_at',
+  attempts: 'attempts',
+  nextAttemptAt: 'next_attempt_at',
+  lastError: 'last_error',
+  leaseOwner: 'lease_owner',
+  leaseUntil: 'lease_until',
+};
+
+const toAuthentication = (row: Record<string, unknown>) =>
+  fromRow(AUTHENTICATION_COLUMNS, row, ['attempts']);
+
+class SqlAuthenticationRepository implements AuthenticationRepository {
+  constructor(private readonly sql: SqlClient) {}
+
+  async insert(a: NewAuthentication, now: Date): Promise<void> {
+    await insertRow(this.sql, 'authentications', AUTHENTICATION_COLUMNS, a, now);
+  }
+
+  async get(
+    ref: string,
+    options: { forUpdate?: boolean } = {},
+  ): Promise<AuthenticationRecord | null> {
+    const { rows } = await this.sql.query<Record<string, unknown>>(
+      `SELECT * FROM authentications WHERE authentication_reference = $1${options.forUpdate ? ' FOR UPDATE' : ''}`,
+      [ref],
+    );
+    return rows[0] ? toAuthentication(rows[0]) : null;
+  }
+
+  async list(filter: Parameters<AuthenticationRepository['list']>[0]) {
+    const params: unknown[] = [filter.userReference ?? null, filter.state ?? null];
+    const page = keysetBefore('authentication_reference', filter.after, params);
+    params.push(filter.limit);
+    const { rows } = await this.sql.query<Record<string, unknown>>(
+      `SELECT * FROM authentications
+        WHERE ($1::text IS NULL OR user_reference = $1)
+          AND ($2::text IS NULL OR state = $2)${page}
+        ORDER BY created_at DESC, authentication_reference DESC
+        LIMIT $${params.length}`,
+      params,
+    );
+    return rows.map(toAuthentication);
+  }
+
+  async listLive(enrollmentReference: string, now: Date): Promise<AuthenticationRecord[]> {
+    const { rows } = await this.sql.query<Record<string, unknown>>(
+      `SELECT * FROM authentications
+        WHERE enrollment_reference = $1 AND state = 'INITIATED' AND expires_at > $2
+        ORDER BY created_at, authentication_reference
+        FOR UPDATE`,
+      [enrollmentReference, now],
+    );
+    return rows.map(toAuthentication);
+  }
+
+  async countSince(userReference: string, since: Date) {
+    const { rows } = await this.sql.query<{ n: string | number; oldest: Date | null }>(
+      `SELECT count(*) AS n, min(created_at) AS oldest FROM authentications
+        WHERE user_reference = $1 AND created_at > $2`,
+      [userReference, since],
+    );
+    return { count: Number(rows[0]?.n ?? 0), oldest: rows[0]?.oldest ?? null };
+  }
+
+  update(ref: string, patch: AuthenticationPatch, now: Date): Promise<boolean> {
+    const key = { column: 'authentication_reference', value: ref };
+    return updateRow(this.sql, 'authentications', AUTHENTICATION_COLUMNS, key, patch, now);
+  }
+
+  async claimInitiation(
+    enrollmentReference: string,
+    owner: string,
+    now: Date,
+    ttlMs: number,
+  ): Promise<boolean> {
+    const { rows } = await this.sql.query(
+      `INSERT INTO authentication_initiations (enrollment_reference, owner, claimed_until)
+       VALUES ($1, $2, $3::timestamptz + make_interval(secs => $4 / 1000.0))
+       ON CONFLICT (enrollment_reference) DO UPDATE
+         SET owner = EXCLUDED.owner, claimed_until = EXCLUDED.claimed_until
+         WHERE authentication_initiations.claimed_until <= $3
+       RETURNING owner`,
+      [enrollmentReference, owner, now, ttlMs],
+    );
+    return rows.length === 1;
+  }
+
+  async releaseInitiation(enrollmentReference: string, owner: string): Promise<boolean> {
+    const { rowCount } = await this.sql.query(
+      'DELETE FROM authentication_initiations WHERE enrollment_reference = $1 AND owner = $2',
+      [enrollmentReference, owner],
+    );
+    return rowCount === 1;
+  }
+}
+
+interface IdempotencyRow {
+  api_key_name: string;
+  idempotency_key: string;
+  request_sha256: string;
+  response: Record<string, unknown> | null;
+  created_at: Date;
+  expires_at: Date;
+}
+
+const toIdempotency = (row: IdempotencyRow): IdempotencyRecord => ({
+  apiKeyName: row.api_key_name,
+  key: row.idempotency_key,
+  requestSha256: row.request_sha256,
+  response: row.response,
+  createdAt: row.created_at,
+  expiresAt: row.expires_at,
+});
+
+class SqlIdempotencyRepository implements IdempotencyRepository {
+  constructor(private readonly sql: SqlClient) {}
+
+  async begin(
+    input: { apiKeyName: string; key: string; requestSha256: string },
+    now: Date,
+    ttlMs: number,
+  ) {
+    // A concurrent twin waits here on the primary key until the first commits, then sees it.
+    const { rows } = await this.sql.query<IdempotencyRow>(
+      `INSERT INTO idempotency_keys
+         (api_key_name, idempotency_key, request_sha256, response, created_at, expires_at)
+       VALUES ($1, $2, $3, NULL, $4, $4::timestamptz + make_interval(secs => $5 / 1000.0))
+       ON CONFLICT (api_key_name, idempotency_key) DO UPDATE
+         SET request_sha256 = EXCLUDED.request_sha256, response = NULL,
+             created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+         WHERE idempotency_keys.expires_at <= $4
+       RETURNING *`,
+      [input.apiKeyName, input.key, input.requestSha256, now, ttlMs],
+    );
+    if (rows[0]) return { record: toIdempotency(rows[0]), created: true };
+    const existing = await this.sql.query<IdempotencyRow>(
+      'SELECT * FROM idempotency_keys WHERE api_key_name = $1 AND idempotency_key = $2',
+      [input.apiKeyName, input.key],
+    );
+    return { record: toIdempotency(existing.rows[0]!), created: false };
+  }
+
+  async complete(apiKeyName: string, key: string, response: Record<string, unknown>) {
+    await this.sql.query(
+      `UPDATE idempotency_keys SET response = $3::jsonb
+        WHERE api_key_name = $1 AND idempotency_key = $2`,
+      [apiKeyName, key, JSON.stringify(response)],
+    );
+  }
+
+  async release(apiKeyName: string, key: string) {
+    await this.sql.query(
+      `DELETE FROM idempotency_keys
+        WHERE api_key_name = $1 AND idempotency_key = $2 AND response IS NULL`,
+      [apiKeyName, key],
+    );
+  }
+
+  async purgeExpired(now: Date, limit: number): Promise<number> {
+    const { rowCount } = await this.sql.query(
+      `DELETE FROM idempotency_keys WHERE (api_key_name, idempotency_key) IN (
+         SELECT api_key_name, idempotency_key FROM idempotency_keys
+          WHERE expires_at <= $1 LIMIT $2)`,
+      [now, limit],
+    );
+    return rowCount;
+  }
+}
+
+const NOTIFICATION_COLUMNS: Columns<NotificationRecord> = {
+  id: 'id',
+  type: 'type',
+  authenticationReference: 'authentication_reference',
+  url: 'url',
+  payload: 'payload',
+  state: 'state',
+  deliverUntil: 'deliver_until',
+  attempts: 'attempts',
+  nextAttemptAt: 'next_attempt_at',
+  lastError: 'last_error',
+  lastStatus: 'last_status',
+  leaseOwner: 'lease_owner',
+  leaseUntil: 'lease_until',
+  deliveredAt: 'delivered_at',
+  createdAt: 'created_at',
+  updatedAt: 'updated_at',
+};
+
+const toNotification = (row: Record<string, unknown>) =>
+  fromRow(NOTIFICATION_COLUMNS, row, ['attempts', 'lastStatus']);
+
+class SqlNotificationRepository implements NotificationRepository {
+  constructor(private readonly sql: SqlClient) {}
+
+  async insert(n: NewNotification, now: Date): Promise<void> {
+    const row: Partial<NotificationRecord> = { ...n, state: 'PENDING' };
+    await insertRow(this.sql, 'notifications', NOTIFICATION_COLUMNS, row, now);
+  }
+
+  async get(id: string, options: { forUpdate?: boolean } = {}) {
+    const { rows } = await this.sql.query<Record<string, unknown>>(
+      `SELECT * FROM notifications WHERE id = $1${options.forUpdate ? ' FOR UPDATE' : ''}`,
+      [id],
+    );
+    return rows[0] ? toNotification(rows[0]) : null;
+  }
+
+  async list(filter: Parameters<NotificationRepository['list']>[0]) {
+    const params: unknown[] = [filter.state ?? null, filter.authenticationReference ?? null];
+    let page = '';
+    if (filter.after) {
+      params.push(filter.after.createdAt, filter.after.key);
+      page = ` AND (created_at, id) > ($${params.length - 1}, $${params.length})`;
+    }
+    params.push(filter.limit);
+    const { rows } = await this.sql.query<Record<string, unknown>>(
+      `SELECT * FROM notifications
+        WHERE ($1::text IS NULL OR state = $1)
+          AND ($2::text IS NULL OR authentication_reference = $2)${page}
+        ORDER BY created_at, id
+        LIMIT $${params.length}`,
+      params,
+    );
+    return rows.map(toNotification);
+  }
+
+  update(id: string, patch: NotificationPatch, now: Date): Promise<boolean> {
+    const key = { column: 'id', value: id };
+    return updateRow(this.sql, 'notifications', NOTIFICATION_COLUMNS, key, patch, now);
+  }
 }
 
 class SqlVaultKeyRepository implements VaultKeyRepository {
@@ -306,6 +639,12 @@ const QUEUE_TABLES: Record<QueueName, { table: string; key: string; due: string 
            OR (state = 'SUPERSEDED' AND blob_key IS NOT NULL AND blob_destroyed_at IS NULL))`,
   },
   schedules: { table: 'schedules', key: 'name', due: 'TRUE' },
+  authentications: {
+    table: 'authentications',
+    key: 'authentication_reference',
+    due: 'next_attempt_at IS NOT NULL',
+  },
+  notifications: { table: 'notifications', key: 'id', due: `state = 'PENDING'` },
 };
 
 class SqlQueueRepository implements QueueRepository {
@@ -427,6 +766,9 @@ function ledgerTx(sql: SqlClient): LedgerTx {
     enrollments: new SqlEnrollmentRepository(sql),
     intents: new SqlIntentRepository(sql),
     authenticationCallbacks: new SqlAuthenticationCallbackRepository(sql),
+    authentications: new SqlAuthenticationRepository(sql),
+    idempotency: new SqlIdempotencyRepository(sql),
+    notifications: new SqlNotificationRepository(sql),
     vaultKeys: new SqlVaultKeyRepository(sql),
     queues: new SqlQueueRepository(sql),
     schedules: new SqlScheduleRepository(sql),

@@ -1,5 +1,5 @@
 import { authenticationResultSchema } from '../jumio';
-import type { Clock, Ledger } from '../ports';
+import type { Clock, FinalAuthenticationState, Ledger } from '../ports';
 import {
   CallbackFormatError,
   type FormFields,
@@ -7,19 +7,23 @@ import {
   single,
   timestampField,
 } from '../enrollment/callback';
+import { applyReportedResult, type FinalizePolicy, type ReportOutcome } from './record';
 
 const FINAL = new Set(['PASSED', 'FAILED', 'INVALID', 'EXPIRED']);
 
 /**
  * NETVERIFY_AUTHENTICATION callbacks share the one callback URL. Their allowlisted fields
- * are recorded durably (once per reference and result) for the authentication work;
- * images and the user reference they may carry are dropped unread.
+ * are recorded durably (once per reference and result), then applied in the same commit:
+ * INITIATED -> the reported final state. Images and the user reference they may carry are
+ * dropped unread. A callback for a reference the vault does not know (an initiate whose
+ * answer was lost, or a forgery) is kept as an orphan, audited, and answered 200: the
+ * initiate that recorded it later applies it.
  */
 export async function receiveAuthenticationCallback(
-  deps: { ledger: Ledger; clock: Clock },
+  deps: { ledger: Ledger; clock: Clock; policy: FinalizePolicy },
   fields: FormFields,
   sourceAddress: string | undefined,
-): Promise<{ created: boolean }> {
+): Promise<{ created: boolean; outcome: ReportOutcome | 'orphan' }> {
   const reference = single(fields, 'transactionReference');
   if (!reference || !JUMIO_REFERENCE.test(reference)) {
     throw new CallbackFormatError(
@@ -56,7 +60,35 @@ export async function receiveAuthenticationCallback(
         details: { transactionResult: result.data, sourceAddress: sourceAddress ?? null },
       });
     }
-    return { created };
+    // The enrollment's lock orders this with an initiate recording the same reference, so
+    // the callback is either applied here or found by the initiate (never by neither).
+    if (enrollment) await tx.enrollments.get(enrollment, { forUpdate: true });
+    const authentication = await tx.authentications.get(reference, { forUpdate: true });
+    if (!authentication) {
+      if (created) {
+        await tx.audit.append({
+          type: 'authentication.callback_orphaned',
+          actor: 'jumio',
+          authenticationReference: reference,
+          enrollmentReference: enrollment,
+          details: { transactionResult: result.data },
+        });
+      }
+      return { created, outcome: 'orphan' as const };
+    }
+    const outcome = await applyReportedResult(
+      tx,
+      authentication,
+      {
+        result: result.data as FinalAuthenticationState,
+        enrollmentReference: enrollment,
+        source: 'callback',
+      },
+      created,
+      deps.clock.now(),
+      deps.policy,
+    );
+    return { created, outcome };
   });
 }
 
