@@ -52,9 +52,32 @@ const SIMULATOR_USER_AGENT = 'FacemapVault Embedded/0.1.0';
 export const LOCAL_KEY_NAMESPACE = 'facemap-vault';
 export const LOCAL_KEY_NAME = 'local-master-key-v1';
 
-export async function openDatabase(config: VaultConfig): Promise<SqlDatabase> {
+/**
+ * The ledger's database. `migration`: a one-connection pool as the migration role
+ * (DATABASE_MIGRATION_URL, else DATABASE_URL) with the longer migration bound. Every wait
+ * is bounded: connecting (and waiting for a pool slot), each statement on the server, each
+ * answer on the client (a server that stops answering), a transaction left idle.
+ */
+export async function openDatabase(
+  config: VaultConfig,
+  purpose: 'runtime' | 'migration' = 'runtime',
+): Promise<SqlDatabase> {
   if (config.database.kind === 'postgres') {
-    return new PgDatabase({ connectionString: config.database.url, max: config.database.poolMax });
+    const { url, migrationUrl, poolMax, timeouts } = config.database;
+    const migration = purpose === 'migration';
+    const statementMs = migration ? timeouts.migrationMs : timeouts.statementMs;
+    return new PgDatabase({
+      connectionString: migration ? (migrationUrl ?? url) : url,
+      max: migration ? 1 : poolMax,
+      application_name: migration ? 'facemap-vault-migrate' : 'facemap-vault',
+      connectionTimeoutMillis: timeouts.connectMs,
+      statement_timeout: statementMs,
+      // Past the server's own bound: normally the server cancels first and says why.
+      query_timeout: migration ? timeouts.migrationMs + timeouts.queryMs : timeouts.queryMs,
+      idle_in_transaction_session_timeout: timeouts.idleInTransactionMs,
+      // Notices a peer that vanished without closing the connection.
+      keepAlive: true,
+    });
   }
   await mkdir(config.database.dataDir, { recursive: true, mode: 0o700 });
   return PgliteDatabase.open(config.database.dataDir);
@@ -140,6 +163,21 @@ async function buildJumio(
   };
 }
 
+/**
+ * PGlite migrates through its one connection; PostgreSQL through a short-lived pool as
+ * the migration role (or the runtime role when none is configured: that works only while
+ * no migration is pending, and otherwise fails naming `npm run migrate`).
+ */
+async function migrateOnStart(config: VaultConfig, db: SqlDatabase): Promise<number[]> {
+  if (config.database.kind !== 'postgres') return runMigrations(db);
+  const migrationDb = await openDatabase(config, 'migration');
+  try {
+    return await runMigrations(migrationDb);
+  } finally {
+    await migrationDb.close();
+  }
+}
+
 export async function buildContainer(
   config: VaultConfig,
   logger: Logger,
@@ -168,7 +206,7 @@ export async function buildContainer(
   try {
     const db = await openDatabase(config);
     closers.push(() => db.close());
-    const applied = await runMigrations(db);
+    const applied = await migrateOnStart(config, db);
     if (applied.length > 0) logger.info({ applied }, 'ledger migrations applied');
     const ledger = new SqlLedger(db);
     const hashUserReference = await loadUserReferenceHasher(ledger, envelope);

@@ -55,6 +55,10 @@ export class PgliteDatabase implements SqlDatabase {
     return this.direct.exec(sql);
   }
 
+  async ping(): Promise<void> {
+    await this.db.query('SELECT 1 FROM schema_migrations LIMIT 1');
+  }
+
   transaction<T>(fn: (client: SqlClient) => Promise<T>): Promise<T> {
     return this.db.transaction((tx) => fn(wrap(tx)));
   }

@@ -312,8 +312,9 @@ export class SqlLedger implements Ledger {
 
   async ping(): Promise<void> {
     try {
-      await this.db.query('SELECT 1 FROM schema_migrations LIMIT 1');
+      await this.db.ping();
     } catch (error) {
+      if (error instanceof DependencyError) throw error;
       throw new DependencyError('ledger', 'query failed', { cause: error });
     }
   }
