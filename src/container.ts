@@ -1,9 +1,8 @@
 import { mkdir } from 'node:fs/promises';
-import { KMSClient } from '@aws-sdk/client-kms';
 import { FsBlobStore } from './adapters/blobs/fs-blob-store';
 import { createS3Client, S3BlobStore } from './adapters/blobs/s3-blob-store';
 import { EncryptionSdkEnvelope } from './adapters/crypto/encryption-sdk-envelope';
-import { kmsKeyring, localKeyring } from './adapters/crypto/keyrings';
+import { createKmsClient, kmsKeyring, localKeyring } from './adapters/crypto/keyrings';
 import { loadOrCreateLocalKey } from './adapters/crypto/local-key';
 import { runMigrations } from './adapters/ledger/migrations';
 import { PgDatabase } from './adapters/ledger/pg-database';
@@ -11,6 +10,7 @@ import { PgliteDatabase } from './adapters/ledger/pglite-database';
 import type { SqlDatabase } from './adapters/ledger/sql';
 import { SqlLedger } from './adapters/ledger/sql-ledger';
 import {
+  DEFAULT_JUMIO_TIMEOUTS,
   UndiciJumioClient,
   type UndiciJumioClientOptions,
 } from './adapters/jumio/undici-jumio-client';
@@ -86,7 +86,10 @@ export async function openDatabase(
 async function buildEnvelope(config: VaultConfig, logger: Logger): Promise<Envelope> {
   const maxPlaintextBytes = config.facemapMaxBytes;
   if (config.envelope.kind === 'kms') {
-    const client = new KMSClient(config.envelope.region ? { region: config.envelope.region } : {});
+    const client = createKmsClient({
+      ...(config.envelope.region ? { region: config.envelope.region } : {}),
+      timeouts: config.aws,
+    });
     const keyId = config.envelope.keyId;
     return new EncryptionSdkEnvelope({
       keyring: kmsKeyring({ keyId, client }),
@@ -113,6 +116,7 @@ function buildBlobStore(config: VaultConfig): BlobStore {
     region: blobs.region ?? 'us-east-1',
     endpoint: blobs.endpoint,
     forcePathStyle: blobs.forcePathStyle,
+    timeouts: config.aws,
   });
   return new S3BlobStore({
     client,
@@ -125,9 +129,14 @@ function buildBlobStore(config: VaultConfig): BlobStore {
 async function buildJumio(
   config: JumioConfig,
   facemapMaxBytes: number,
+  requestDeadlineMs: number,
   logger: Logger,
-  overrides: ContainerOverrides['jumio'] = {},
+  given: ContainerOverrides['jumio'] = {},
 ): Promise<{ jumio: UndiciJumioClient; simulator: RunningSimulator | undefined }> {
+  const overrides = {
+    ...given,
+    timeouts: { ...DEFAULT_JUMIO_TIMEOUTS, totalMs: requestDeadlineMs, ...given.timeouts },
+  };
   if (config.mode === 'remote') {
     return {
       jumio: new UndiciJumioClient({ ...config, facemapMaxBytes, ...overrides }),
@@ -195,6 +204,7 @@ export async function buildContainer(
   const { jumio, simulator } = await buildJumio(
     config.jumio,
     config.facemapMaxBytes,
+    config.jumioRequestDeadlineMs,
     logger,
     overrides.jumio,
   );
