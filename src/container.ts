@@ -8,7 +8,7 @@ import { runMigrations } from './adapters/ledger/migrations';
 import { PgDatabase } from './adapters/ledger/pg-database';
 import { PgliteDatabase } from './adapters/ledger/pglite-database';
 import type { SqlDatabase } from './adapters/ledger/sql';
-import { SqlLedger } from './adapters/ledger/sql-ledger';
+import { heldCiphertexts, type HeldCiphertexts, SqlLedger } from './adapters/ledger/sql-ledger';
 import {
   DEFAULT_JUMIO_TIMEOUTS,
   UndiciJumioClient,
@@ -17,6 +17,7 @@ import {
 import type { AppDeps } from './app';
 import type { JumioConfig, VaultConfig } from './config';
 import { loadUserReferenceHasher } from './core/enrollment/context';
+import { DecryptionError, VaultError } from './core/errors';
 import { EnrollmentPipeline, type PipelineOptions } from './core/enrollment/pipeline';
 import type { JumioApi } from './core/jumio';
 import { startLoop, type Loop } from './core/loop';
@@ -43,6 +44,19 @@ export interface ContainerOverrides {
   /** Wraps the configured blob store (fault injection in tests). */
   wrapBlobs?: (blobs: BlobStore) => BlobStore;
   jumio?: Pick<UndiciJumioClientOptions, 'timeouts' | 'retry' | 'sleep'>;
+}
+
+/** The configured master key does not decrypt what the ledger holds. */
+export class MasterKeyMismatchError extends VaultError {
+  constructor(source: string, keyId: string, cause: unknown) {
+    super(
+      'master_key_mismatch',
+      `${source}: this master key (key id ${keyId}) cannot decrypt the ledger's wrapped ` +
+        'user-reference key (table vault_keys): the ledger was written under another master ' +
+        'key. Restore the key this data directory or database was created with.',
+      { cause },
+    );
+  }
 }
 
 /** The vault's own User-Agent towards the simulator (Jumio wants the business named). */
@@ -83,7 +97,30 @@ export async function openDatabase(
   return PgliteDatabase.open(config.database.dataDir);
 }
 
-async function buildEnvelope(config: VaultConfig, logger: Logger): Promise<Envelope> {
+const LOCAL_KEY_ID = `local:${LOCAL_KEY_NAMESPACE}/${LOCAL_KEY_NAME}`;
+
+/** The setting (and file) an operator must look at for the configured master key. */
+function masterKeySource(config: VaultConfig): string {
+  return config.envelope.kind === 'kms'
+    ? `KMS_KEY_ID (${config.envelope.keyId})`
+    : `VAULT_LOCAL_KEY_FILE (${config.envelope.keyFile})`;
+}
+
+function describeHeld(held: HeldCiphertexts): string | undefined {
+  const blobs = Object.entries(held.blobsByKeyId);
+  if (held.vaultKeys === 0 && blobs.length === 0) return undefined;
+  const parts = [
+    ...(held.vaultKeys > 0 ? [`${held.vaultKeys} wrapped vault key(s)`] : []),
+    ...blobs.map(([keyId, n]) => `${n} stored facemap(s) under key id ${keyId}`),
+  ];
+  return parts.join(', ');
+}
+
+async function buildEnvelope(
+  config: VaultConfig,
+  logger: Logger,
+  held: HeldCiphertexts,
+): Promise<Envelope> {
   const maxPlaintextBytes = config.facemapMaxBytes;
   if (config.envelope.kind === 'kms') {
     const client = createKmsClient({
@@ -97,14 +134,28 @@ async function buildEnvelope(config: VaultConfig, logger: Logger): Promise<Envel
       maxPlaintextBytes,
     });
   }
-  const masterKey = await loadOrCreateLocalKey(config.envelope.keyFile, logger);
+  // A ledger that already holds ciphertexts needs the key they were written under: a new
+  // one would decrypt none of them (and would be left behind as a trap).
+  const inLedger = describeHeld(held);
+  const masterKey = await loadOrCreateLocalKey(
+    config.envelope.keyFile,
+    logger,
+    inLedger === undefined
+      ? {}
+      : {
+          mustExist:
+            `the ledger already holds data encrypted under key id ${LOCAL_KEY_ID} (${inLedger}). ` +
+            'Restore the key file this data directory was created with (or point ' +
+            'VAULT_LOCAL_KEY_FILE at it).',
+        },
+  );
   return new EncryptionSdkEnvelope({
     keyring: localKeyring({
       keyName: LOCAL_KEY_NAME,
       keyNamespace: LOCAL_KEY_NAMESPACE,
       masterKey,
     }),
-    keyId: `local:${LOCAL_KEY_NAMESPACE}/${LOCAL_KEY_NAME}`,
+    keyId: LOCAL_KEY_ID,
     maxPlaintextBytes,
   });
 }
@@ -193,7 +244,6 @@ export async function buildContainer(
   overrides: ContainerOverrides = {},
 ): Promise<Container> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const envelope = await buildEnvelope(config, logger);
   const configuredBlobs = buildBlobStore(config);
   const blobs = overrides.wrapBlobs ? overrides.wrapBlobs(configuredBlobs) : configuredBlobs;
   const apiKeys =
@@ -218,8 +268,15 @@ export async function buildContainer(
     closers.push(() => db.close());
     const applied = await migrateOnStart(config, db);
     if (applied.length > 0) logger.info({ applied }, 'ledger migrations applied');
+    // The envelope after the ledger: whether a key may be generated depends on its content.
+    const envelope = await buildEnvelope(config, logger, await heldCiphertexts(db));
     const ledger = new SqlLedger(db);
-    const hashUserReference = await loadUserReferenceHasher(ledger, envelope);
+    const hashUserReference = await loadUserReferenceHasher(ledger, envelope).catch(
+      (error: unknown) => {
+        if (!(error instanceof DecryptionError)) throw error;
+        throw new MasterKeyMismatchError(masterKeySource(config), envelope.keyId, error);
+      },
+    );
 
     const clock = systemClock;
     const intake = {
