@@ -208,7 +208,8 @@ describePg('PostgreSQL roles: a migration role owns the ledger, the vault only w
     expect(audit.map((e) => e.type)).toContain('facemap.stored');
     await withClient(db.url, async (c) => {
       const { rows } = await c.query<{ usename: string }>(
-        "SELECT DISTINCT usename FROM pg_stat_activity WHERE application_name = 'facemap-vault'",
+        `SELECT DISTINCT usename FROM pg_stat_activity
+          WHERE application_name = 'facemap-vault' AND datname = current_database()`,
       );
       expect(rows.map((r) => r.usename)).toEqual([runtimeRole]);
     });
