@@ -5,6 +5,13 @@ import { EncryptionSdkEnvelope } from './adapters/crypto/encryption-sdk-envelope
 import { createKmsClient, kmsKeyring, localKeyring } from './adapters/crypto/keyrings';
 import { loadOrCreateLocalKey } from './adapters/crypto/local-key';
 import { runMigrations } from './adapters/ledger/migrations';
+import {
+  instrumentBlobStore,
+  instrumentEnvelope,
+  instrumentJumio,
+  instrumentLedger,
+  Metrics,
+} from './adapters/metrics';
 import { PgDatabase } from './adapters/ledger/pg-database';
 import { PgliteDatabase } from './adapters/ledger/pglite-database';
 import type { SqlDatabase } from './adapters/ledger/sql';
@@ -14,22 +21,30 @@ import {
   UndiciJumioClient,
   type UndiciJumioClientOptions,
 } from './adapters/jumio/undici-jumio-client';
-import type { AppDeps } from './app';
+import type { AppDeps, DependencyTargets } from './app';
 import type { JumioConfig, VaultConfig } from './config';
+import { DenialAggregator } from './core/denials';
 import { loadUserReferenceHasher } from './core/enrollment/context';
 import { DecryptionError, VaultError } from './core/errors';
+import { BlobStores } from './core/blobs';
+import { OrphanSweep } from './core/enrollment/orphans';
 import { EnrollmentPipeline, type PipelineOptions } from './core/enrollment/pipeline';
+import { ScheduleJob } from './core/schedules';
 import type { JumioApi } from './core/jumio';
 import { startLoop, type Loop } from './core/loop';
-import { type BlobStore, type Envelope, type Logger, systemClock } from './core/ports';
+import { type BlobStore, type Clock, type Envelope, type Logger, systemClock } from './core/ports';
+import { Worker } from './core/work';
 import { ensureAdminToken } from './http/api-keys';
 import { CidrAllowlist } from './http/callback-origin';
 import { startSimulator, type RunningSimulator } from './simulator/server';
 
 /** The only place adapters are constructed: everything else receives ports. */
 export interface Container extends AppDeps {
+  metrics: Metrics;
   jumio: JumioApi;
   pipeline: EnrollmentPipeline;
+  /** Periodic tasks (orphan sweep) on the `schedules` queue; tests step it themselves. */
+  schedules: { runOnce(): Promise<number> };
   /** The in-process Jumio simulator on embedded defaults. */
   simulator: RunningSimulator | undefined;
   /** Starts the background workers (main.ts; tests drive the pipeline themselves). */
@@ -44,6 +59,8 @@ export interface ContainerOverrides {
   /** Wraps the configured blob store (fault injection in tests). */
   wrapBlobs?: (blobs: BlobStore) => BlobStore;
   jumio?: Pick<UndiciJumioClientOptions, 'timeouts' | 'retry' | 'sleep'>;
+  /** A controlled clock (lease expiry, schedules) instead of the system's. */
+  clock?: Clock;
 }
 
 /** The configured master key does not decrypt what the ledger holds. */
@@ -95,6 +112,43 @@ export async function openDatabase(
   }
   await mkdir(config.database.dataDir, { recursive: true, mode: 0o700 });
   return PgliteDatabase.open(config.database.dataDir);
+}
+
+/** A URL without user, password, query or fragment (for logs). */
+function withoutSecrets(raw: string): string | null {
+  try {
+    const url = new URL(raw);
+    return `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`;
+  } catch {
+    return null;
+  }
+}
+
+/** Where each dependency lives, for readiness log lines: never a credential. */
+export function dependencyTargets(config: VaultConfig): DependencyTargets {
+  const db = config.database;
+  const blobs = config.blobs;
+  const envelope = config.envelope;
+  return {
+    ledger:
+      db.kind === 'postgres'
+        ? { kind: 'postgres', server: withoutSecrets(db.url) }
+        : { kind: 'pglite', dataDir: db.dataDir },
+    blobs:
+      blobs.kind === 's3'
+        ? {
+            kind: 's3',
+            bucket: blobs.bucket,
+            prefix: blobs.prefix,
+            endpoint: blobs.endpoint === undefined ? 'AWS' : withoutSecrets(blobs.endpoint),
+            region: blobs.region ?? null,
+          }
+        : { kind: 'fs', root: blobs.root },
+    envelope:
+      envelope.kind === 'kms'
+        ? { kind: 'kms', keyId: envelope.keyId, region: envelope.region ?? null }
+        : { kind: 'local', keyFile: envelope.keyFile },
+  };
 }
 
 const LOCAL_KEY_ID = `local:${LOCAL_KEY_NAMESPACE}/${LOCAL_KEY_NAME}`;
@@ -244,20 +298,26 @@ export async function buildContainer(
   overrides: ContainerOverrides = {},
 ): Promise<Container> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const metrics = new Metrics();
   const configuredBlobs = buildBlobStore(config);
-  const blobs = overrides.wrapBlobs ? overrides.wrapBlobs(configuredBlobs) : configuredBlobs;
+  const blobs = instrumentBlobStore(
+    overrides.wrapBlobs ? overrides.wrapBlobs(configuredBlobs) : configuredBlobs,
+    metrics,
+  );
   const apiKeys =
     config.apiKeys.length > 0
       ? config.apiKeys
       : [(await ensureAdminToken(config.dataDir, logger)).key];
   // Jumio first: a taken simulator port fails start-up before the ledger is opened.
-  const { jumio, simulator } = await buildJumio(
+  const built = await buildJumio(
     config.jumio,
     config.facemapMaxBytes,
     config.jumioRequestDeadlineMs,
     logger,
     overrides.jumio,
   );
+  const { simulator } = built;
+  const jumio = instrumentJumio(built.jumio, metrics);
   const closers: Array<() => Promise<void>> = [() => jumio.close()];
   if (simulator) closers.push(() => simulator.close());
   const closeAll = async () => {
@@ -269,8 +329,11 @@ export async function buildContainer(
     const applied = await migrateOnStart(config, db);
     if (applied.length > 0) logger.info({ applied }, 'ledger migrations applied');
     // The envelope after the ledger: whether a key may be generated depends on its content.
-    const envelope = await buildEnvelope(config, logger, await heldCiphertexts(db));
-    const ledger = new SqlLedger(db);
+    const envelope = instrumentEnvelope(
+      await buildEnvelope(config, logger, await heldCiphertexts(db)),
+      metrics,
+    );
+    const ledger = instrumentLedger(new SqlLedger(db), metrics);
     const hashUserReference = await loadUserReferenceHasher(ledger, envelope).catch(
       (error: unknown) => {
         if (!(error instanceof DecryptionError)) throw error;
@@ -278,16 +341,49 @@ export async function buildContainer(
       },
     );
 
-    const clock = systemClock;
+    const clock = overrides.clock ?? systemClock;
     const intake = {
       userReferenceField: config.enrollment.userReferenceField,
       binding: config.enrollment.binding,
     };
+    const stores = new BlobStores(blobs);
     const pipeline = new EnrollmentPipeline(
-      { ledger, blobs, envelope, jumio, clock, logger, hashUserReference },
-      { userReferenceField: intake.userReferenceField, ...overrides.pipeline },
+      { ledger, blobs: stores, envelope, jumio, clock, logger, hashUserReference },
+      { ...intake, observe: metrics.workHooks.observe, ...overrides.pipeline },
     );
+    const scheduleJob = new ScheduleJob(
+      [
+        new OrphanSweep(
+          { ledger, blobs: stores, clock, logger },
+          {
+            intervalMs: config.workers.orphanSweepIntervalMs,
+            graceMs: config.workers.orphanSweepGraceMs,
+          },
+        ),
+      ],
+      { ledger, clock },
+    );
+    await scheduleJob.ensureScheduled();
+    const schedules = new Worker(
+      scheduleJob,
+      { ledger, clock, logger },
+      { hooks: metrics.workHooks },
+    );
+    metrics.observeLedger(ledger, () => clock.now());
     let loops: Loop[] = [];
+    const denials = new DenialAggregator(
+      { ledger, clock, logger },
+      { intervalMs: config.audit.denialIntervalMs },
+    );
+    denials.start();
+    if (typeof config.trustProxy === 'number') {
+      logger.warn(
+        { trustProxy: config.trustProxy },
+        'TRUST_PROXY is a hop count: anyone who reaches the vault directly (not through the ' +
+          'proxies) can choose the address it sees via X-Forwarded-For. Set TRUST_PROXY to ' +
+          "the proxies' addresses or CIDRs instead",
+      );
+    }
     logger.info(
       {
         ledger: db.kind,
@@ -305,25 +401,31 @@ export async function buildContainer(
       envelope,
       logger,
       clock,
+      metrics,
       intake,
       apiKeys,
       callbackAllowlist: new CidrAllowlist(config.callbackAllowedCidrs),
       trustProxy: config.trustProxy,
+      denials,
+      readinessCacheMs: config.readinessCacheMs,
+      dependencies: dependencyTargets(config),
       jumio,
       pipeline,
+      schedules,
       simulator,
       startWorkers() {
+        const idleMs = config.enrollment.workerIntervalMs;
         loops = [
-          startLoop(
-            'enrollment-pipeline',
-            () => pipeline.runOnce(),
-            config.enrollment.workerIntervalMs,
-            logger,
+          ...Array.from({ length: config.workers.concurrency }, (_, i) =>
+            startLoop(`enrollment-pipeline-${i}`, () => pipeline.runOnce(), idleMs, logger),
           ),
+          startLoop('schedules', () => schedules.runOnce(), idleMs, logger),
         ];
       },
       async close() {
         await Promise.all(loops.map((loop) => loop.stop()));
+        // The last interval's denial counts, while the ledger is still open.
+        await denials.close();
         await closeAll();
       },
     };

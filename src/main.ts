@@ -1,7 +1,9 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
+import { startMetricsServer } from './adapters/metrics';
 import { createApp } from './app';
 import { ConfigError, loadConfig } from './config';
 import { buildContainer } from './container';
+import { createHttpServer } from './http/server';
 import { closeGracefully } from './http/shutdown';
 import { createLogger } from './logging';
 
@@ -50,13 +52,26 @@ async function main(): Promise<void> {
   }
 
   const app = createApp(container);
-  const server = createServer(app);
+  const server = createHttpServer(app, config.http);
   try {
     await listen(server, config.port, config.host);
   } catch (error) {
     await container.close().catch(() => undefined);
     die(`PORT ${config.port}: ${error instanceof Error ? error.message : String(error)}`);
   }
+  // /metrics on its own port, never where Jumio's callbacks arrive.
+  const metricsServer =
+    config.metricsPort === 0
+      ? undefined
+      : await startMetricsServer(container.metrics, config.metricsPort, config.host).catch(
+          async (error: unknown) => {
+            server.close();
+            await container.close().catch(() => undefined);
+            die(
+              `METRICS_PORT ${config.metricsPort}: ${error instanceof Error ? error.message : String(error)}`,
+            );
+          },
+        );
   container.startWorkers();
   const address = server.address();
   logger.info(
@@ -73,9 +88,13 @@ async function main(): Promise<void> {
       logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timeout: closing connections'),
     ).then(async () => {
       try {
-        // Workers finish their step and pools close, within a bound: one stuck call must
-        // not keep the process alive (the unfinished step resumes after the restart).
-        if ((await within(container.close(), config.shutdownCloseTimeoutMs)) === 'timeout') {
+        // Metrics, workers and pools close within a bound: one stuck call must not keep
+        // the process alive (the unfinished step resumes after the restart).
+        const closing = (async () => {
+          await metricsServer?.close();
+          await container.close();
+        })();
+        if ((await within(closing, config.shutdownCloseTimeoutMs)) === 'timeout') {
           logger.error(
             { timeoutMs: config.shutdownCloseTimeoutMs },
             'shutdown deadline passed with work or connections still open: exiting anyway',

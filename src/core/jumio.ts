@@ -245,10 +245,11 @@ export interface JumioApi {
   /** Throws JumioNotFoundError when unknown or deleted. */
   getScanDetails(scanReference: string): Promise<JumioScanDetails>;
   /**
-   * Fetches the facemap bytes only from the configured Jumio origin, never following
-   * redirects, within the size cap (UnsafeFacemapUrlError, FacemapTooLargeError).
+   * Fetches the facemap bytes of `scanReference` only from the configured Jumio origin and
+   * only at `facemapPath(scanReference)`, never following redirects, within the size cap
+   * (UnsafeFacemapUrlError, FacemapTooLargeError).
    */
-  downloadFacemap(url: string): Promise<Uint8Array>;
+  downloadFacemap(url: string, scanReference: string): Promise<Uint8Array>;
   /** Idempotent: a 404 (already deleted) is success. */
   deleteScan(scanReference: string): Promise<void>;
   /** Throws JumioInvalidRequestError before sending anything when the input breaks a limit. */
@@ -407,6 +408,31 @@ export function describeIssues(error: z.ZodError): string[] {
   return error.issues.map(
     (i) => `${i.path.length ? i.path.map(String).join('.') : '(root)'}: ${i.message}`,
   );
+}
+
+/** The one path a scan's facemap may be downloaded from (jumio-api.md section 2). */
+export function facemapPath(scanReference: string): string {
+  return `/api/netverify/v2/scans/${encodeURIComponent(scanReference)}/data/facemap`;
+}
+
+/**
+ * True when `url` is exactly the facemap URL of `scanReference` on some origin: the path and
+ * nothing else (no query, fragment or credentials). The origin is the client's to check.
+ */
+export function isFacemapUrlOf(url: string, scanReference: string): boolean {
+  try {
+    const u = new URL(url);
+    return (
+      u.pathname === facemapPath(scanReference) &&
+      u.search === '' &&
+      u.hash === '' &&
+      !url.includes('#') &&
+      !u.username &&
+      !u.password
+    );
+  } catch {
+    return false;
+  }
 }
 
 // ---------------------------------------------------------------- initiate input rules

@@ -31,11 +31,18 @@ export interface BlobListPage {
  * segments; adapters refuse anything else with InvalidBlobKeyError.
  */
 export interface BlobStore {
+  /**
+   * Where this store keeps its objects (`file:///abs/root`, `s3://bucket/prefix/`). Recorded
+   * with every blob key, so a blob is read and destroyed only through the store holding it.
+   */
+  readonly location: string;
   /** Writes atomically: readers see the old object or the new one, never a torn one. */
   put(key: string, body: Uint8Array): Promise<void>;
   /** Throws BlobNotFoundError when absent. */
   get(key: string): Promise<Uint8Array>;
   exists(key: string): Promise<boolean>;
+  /** Size and last modification of an object; null when absent. */
+  stat(key: string): Promise<{ size: number; lastModified: Date } | null>;
   /** Removes the object and, where the store keeps versions, every version. Idempotent. */
   delete(key: string): Promise<void>;
   /** Keys under a prefix in lexicographic order, at most `limit` a page. */
@@ -104,6 +111,8 @@ export const ENROLLMENT_STATES = [
   'REJECTED',
   'FAILED',
   'SUPERSEDED',
+  /** Stored, but its order against the user's ACTIVE facemap is unknown: an operator decides. */
+  'PARKED',
   'ERASED',
 ] as const;
 export type EnrollmentState = (typeof ENROLLMENT_STATES)[number];
@@ -125,9 +134,14 @@ export interface EnrollmentRecord {
   facemapUrl: string | null;
   scanSource: string | null;
   sourceAddress: string | null;
+  /** The callback's `transactionDate` (unsigned). */
   transactionDate: Date | null;
   callbackDate: Date | null;
+  /** The Retrieval API's `transaction.date`, captured at confirm (authoritative). */
+  jumioTransactionDate: Date | null;
   blobKey: string | null;
+  /** The `BlobStore.location` holding `blobKey`; null for blobs recorded before it was kept. */
+  blobStore: string | null;
   facemapBytes: number | null;
   ciphertextSha256: string | null;
   keyId: string | null;
@@ -183,11 +197,10 @@ export interface EnrollmentRepository {
     userReference: string,
     options?: { forUpdate?: boolean },
   ): Promise<EnrollmentRecord | null>;
-  /**
-   * Leases up to `limit` due rows (work in flight, superseded blobs to destroy) to `owner`
-   * until `now + leaseMs`, skipping rows another worker holds (FOR UPDATE SKIP LOCKED).
-   */
-  claimDue(owner: string, now: Date, leaseMs: number, limit: number): Promise<EnrollmentRecord[]>;
+  /** How many enrollments are in each state (states with none are absent). */
+  countByState(): Promise<Partial<Record<EnrollmentState, number>>>;
+  /** The enrollments among `references` (the orphan sweep checks a listing page at once). */
+  getMany(references: string[]): Promise<EnrollmentRecord[]>;
   /**
    * Applies `patch`, only while `leaseOwner` still holds the lease (fencing), or
    * unconditionally when it is null. Always sets updated_at. False when nothing matched.
@@ -228,6 +241,71 @@ export interface AuthenticationCallbackRepository {
   record(callback: AuthenticationCallbackRecord): Promise<boolean>;
 }
 
+// ---------------------------------------------------------------- background work
+
+/**
+ * The queues of background work. Each is a table whose rows carry the same lease columns
+ * (attempts, next_attempt_at, last_error, lease_owner, lease_until); see core/work.ts.
+ */
+export const QUEUES = ['enrollments', 'schedules'] as const;
+export type QueueName = (typeof QUEUES)[number];
+
+export interface QueueSchedule {
+  attempts: number;
+  /** When the row is due again; null when it has nothing more to do. */
+  nextAttemptAt: Date | null;
+  lastError: string | null;
+}
+
+export interface QueueStats {
+  due: number;
+  leased: number;
+  /** The longest-waiting due row's next_attempt_at; null when nothing is due. */
+  oldestDueAt: Date | null;
+}
+
+export interface QueueRepository {
+  /**
+   * Leases the longest-waiting row of `queue` due by `dueBy` (default `now`) to `owner` until
+   * `now + leaseMs`, skipping rows another worker holds (FOR UPDATE SKIP LOCKED). Returns its
+   * key, or null.
+   */
+  claim(
+    queue: QueueName,
+    owner: string,
+    now: Date,
+    leaseMs: number,
+    dueBy?: Date,
+  ): Promise<string | null>;
+  /** Locks the row; true while `owner` still holds its lease (the fence of every commit). */
+  holds(queue: QueueName, key: string, owner: string): Promise<boolean>;
+  /** Releases the lease and sets when the row is due again. */
+  settle(queue: QueueName, key: string, schedule: QueueSchedule, now: Date): Promise<void>;
+  stats(queue: QueueName, now: Date): Promise<QueueStats>;
+}
+
+/** A periodic task (orphan sweep, ...) as a row of the `schedules` queue. */
+export interface ScheduleRecord {
+  name: string;
+  attempts: number;
+  nextAttemptAt: Date | null;
+  lastError: string | null;
+  /** The task's own progress between steps (e.g. a listing cursor). */
+  progress: Record<string, unknown>;
+  lastCompletedAt: Date | null;
+}
+
+export interface ScheduleRepository {
+  /** Creates the task, due at `firstRunAt`, unless it exists. */
+  ensure(name: string, firstRunAt: Date): Promise<void>;
+  get(name: string): Promise<ScheduleRecord | null>;
+  saveProgress(
+    name: string,
+    progress: Record<string, unknown>,
+    completedAt: Date | null,
+  ): Promise<void>;
+}
+
 /** Secrets generated once, stored only wrapped (envelope-encrypted). */
 export interface VaultKeyRepository {
   /** Stores `ciphertext` under `name` unless present; returns what is stored. */
@@ -241,6 +319,8 @@ export interface LedgerTx {
   readonly intents: EnrollmentIntentRepository;
   readonly authenticationCallbacks: AuthenticationCallbackRepository;
   readonly vaultKeys: VaultKeyRepository;
+  readonly queues: QueueRepository;
+  readonly schedules: ScheduleRepository;
 }
 
 export interface Ledger {

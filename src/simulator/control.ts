@@ -30,6 +30,9 @@ const overrides = z.record(z.string(), z.union([z.string(), z.null()]));
 const responseVariant = z.strictObject({
   validity: validitySpelling.optional(),
   fractionDigits: fractionDigits.optional(),
+  omitTransactionDate: z.boolean().optional(),
+  scanReference: z.string().min(1).max(100).optional(),
+  facemapHref: z.string().min(1).max(2048).optional(),
 });
 
 const createScanSchema = z

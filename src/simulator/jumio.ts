@@ -199,16 +199,18 @@ function scanDetails(ctx: SimContext, req: Request, res: Response, ref: string):
   const transaction: Record<string, unknown> = {
     status: scan.status,
     source: scan.idScanSource,
-    date: formatJumioTimestamp(scan.createdAt, digits),
     clientIp: pii.clientIp,
   };
+  if (!scan.responseVariant.omitTransactionDate) {
+    transaction.date = formatJumioTimestamp(scan.createdAt, digits);
+  }
   if (scan.customerId !== undefined) transaction.customerId = scan.customerId;
   if (scan.merchantIdScanReference !== undefined) {
     transaction.merchantScanReference = scan.merchantIdScanReference;
   }
   const body: Record<string, unknown> = {
     timestamp: formatJumioTimestamp(ctx.clock.now(), digits),
-    scanReference: scan.scanReference,
+    scanReference: scan.responseVariant.scanReference ?? scan.scanReference,
   };
   // Nothing has been extracted while the scan is still pending.
   if (scan.status === 'PENDING') {
@@ -244,7 +246,10 @@ function scanDetails(ctx: SimContext, req: Request, res: Response, ref: string):
   if (reject) verification.rejectReason = reject;
   body.verification = verification;
   if (scan.facemap && scan.status === 'DONE') {
-    body.facemap = { classifier: 'facemap', href: facemapHref(baseUrl, scan) };
+    body.facemap = {
+      classifier: 'facemap',
+      href: scan.responseVariant.facemapHref ?? facemapHref(baseUrl, scan),
+    };
   }
   res.json(body);
 }

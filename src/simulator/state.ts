@@ -44,6 +44,12 @@ export type ValiditySpelling = 'TRUE' | 'true' | 'boolean';
 export interface ResponseVariant {
   validity?: ValiditySpelling;
   fractionDigits?: FractionDigits;
+  /** Retrieval without `transaction.date` (to test what the vault does without it). */
+  omitTransactionDate?: boolean;
+  /** The scan reference the Retrieval API names, when a test wants it to disagree. */
+  scanReference?: string;
+  /** The facemap link the Retrieval API offers, when a test wants another one. */
+  facemapHref?: string;
 }
 
 export interface DeliveryRecord {

@@ -142,6 +142,23 @@ export function blobStoreContract(
       expect(await store.exists('a')).toBe(false);
     });
 
+    it('states the size and modification time of an object, null when absent', async () => {
+      expect(await store.stat('s/t')).toBeNull();
+      const before = Date.now();
+      await store.put('s/t', randomBytes(123));
+      const stat = await store.stat('s/t');
+      expect(stat?.size).toBe(123);
+      // Second precision on S3; a generous window for clock granularity on either side.
+      expect(stat!.lastModified.getTime()).toBeGreaterThan(before - 5000);
+      expect(stat!.lastModified.getTime()).toBeLessThan(Date.now() + 5000);
+      await store.delete('s/t');
+      expect(await store.stat('s/t')).toBeNull();
+    });
+
+    it('names its location as a URL, the same for every instance on the same place', async () => {
+      expect(store.location).toMatch(/^(file|s3):\/\/.+\/$/);
+    });
+
     it('throws BlobNotFoundError for a missing key', async () => {
       await expect(store.get('missing/key')).rejects.toBeInstanceOf(BlobNotFoundError);
       await expect(store.get('missing/key')).rejects.toMatchObject({ code: 'blob_not_found' });
@@ -243,6 +260,7 @@ export function blobStoreContract(
         await expect(store.put(key, body)).rejects.toBeInstanceOf(InvalidBlobKeyError);
         await expect(store.get(key)).rejects.toBeInstanceOf(InvalidBlobKeyError);
         await expect(store.exists(key)).rejects.toBeInstanceOf(InvalidBlobKeyError);
+        await expect(store.stat(key)).rejects.toBeInstanceOf(InvalidBlobKeyError);
         await expect(store.delete(key)).rejects.toBeInstanceOf(InvalidBlobKeyError);
         if (key !== '' && key !== 'a/') {
           // '' lists everything and 'a/' is a fine prefix; the others are not prefixes.

@@ -184,37 +184,66 @@ describe.each(testDatabaseKinds)('Enrollment repository on %s', (_name, create) 
     expect(got!.createdAt).toEqual(t0);
   });
 
-  it('leases due rows to one worker at a time and honours lease expiry', async () => {
+  /** Claims until the queue has nothing due for `owner` at `now`; the keys claimed. */
+  const claimAll = async (owner: string, now: Date, leaseMs = 60_000) => {
+    const keys: string[] = [];
+    for (;;) {
+      const key = await ledger.transaction((tx) =>
+        tx.queues.claim('enrollments', owner, now, leaseMs),
+      );
+      if (key === null) return keys;
+      keys.push(key);
+    }
+  };
+
+  it('leases each due row to one worker at a time and honours lease expiry', async () => {
     const r = ref();
     await insert(r);
     const far = new Date('2030-01-01T00:00:00Z');
-    const claim = (owner: string, now: Date) =>
-      ledger.transaction((tx) => tx.enrollments.claimDue(owner, now, 60_000, 1000));
-    const [a, b] = await Promise.all([claim('A', far), claim('B', far)]);
-    const holders = [...a, ...b].filter((e) => e.enrollmentReference === r);
-    expect(holders).toHaveLength(1);
-    const owner = holders[0]!.leaseOwner!;
+    const [a, b] = await Promise.all([claimAll('A', far), claimAll('B', far)]);
+    expect([...a, ...b].filter((k) => k === r)).toHaveLength(1);
+    const owner = a.includes(r) ? 'A' : 'B';
     // Still leased a second later; free again after the lease ran out.
-    expect(
-      (await claim('C', new Date(far.getTime() + 1000))).map((e) => e.enrollmentReference),
-    ).not.toContain(r);
-    const after = await claim('C', new Date(far.getTime() + 60_001));
-    expect(after.map((e) => e.enrollmentReference)).toContain(r);
-    // The first owner lost its lease: its fenced update changes nothing.
-    const fenced = await ledger.transaction((tx) =>
-      tx.enrollments.update(r, { state: 'FAILED' }, far, owner),
+    expect(await claimAll('C', new Date(far.getTime() + 1000))).not.toContain(r);
+    expect(await claimAll('C', new Date(far.getTime() + 60_001))).toContain(r);
+    // The first owner lost its lease: the fence says so, and the holder's check passes.
+    const holds = (who: string) =>
+      ledger.transaction((tx) => tx.queues.holds('enrollments', r, who));
+    expect(await holds(owner)).toBe(false);
+    expect(await holds('C')).toBe(true);
+    // Settling releases the lease and schedules the row.
+    const later = new Date('2031-01-01T00:00:00Z');
+    await ledger.transaction((tx) =>
+      tx.queues.settle(
+        'enrollments',
+        r,
+        { attempts: 3, nextAttemptAt: later, lastError: 'x' },
+        far,
+      ),
     );
-    expect(fenced).toBe(false);
-    const ok = await ledger.transaction((tx) =>
-      tx.enrollments.update(r, { attempts: 3, lastError: 'x' }, far, 'C'),
-    );
-    expect(ok).toBe(true);
     expect(await ledger.transaction((tx) => tx.enrollments.get(r))).toMatchObject({
       state: 'PENDING',
       attempts: 3,
       lastError: 'x',
-      leaseOwner: 'C',
+      nextAttemptAt: later,
+      leaseOwner: null,
+      leaseUntil: null,
     });
+    expect(await claimAll('D', far)).not.toContain(r);
+    expect(await claimAll('D', later)).toContain(r);
+  });
+
+  it('claims the longest-waiting row first', async () => {
+    const [older, newer] = [ref(), ref()];
+    await insert(newer);
+    await insert(older);
+    await ledger.transaction(async (tx) => {
+      await tx.enrollments.update(older, { nextAttemptAt: new Date('2027-01-01Z') }, t0, null);
+      await tx.enrollments.update(newer, { nextAttemptAt: new Date('2027-01-02Z') }, t0, null);
+    });
+    const claimed = await claimAll('E', new Date('2040-01-01Z'));
+    expect(claimed.indexOf(older)).toBeLessThan(claimed.indexOf(newer));
+    expect(claimed.indexOf(older)).toBeGreaterThanOrEqual(0);
   });
 
   it('does not claim rows that are not due or are final', async () => {
@@ -226,12 +255,65 @@ describe.each(testDatabaseKinds)('Enrollment repository on %s', (_name, create) 
       await tx.enrollments.update(later, { nextAttemptAt: new Date('2031-01-01Z') }, t0, null);
       await tx.enrollments.update(done, { state: 'REJECTED' }, t0, null);
     });
-    const claimed = await ledger.transaction((tx) =>
-      tx.enrollments.claimDue('D', new Date('2030-06-01Z'), 1000, 1000),
-    );
-    const refs = claimed.map((e) => e.enrollmentReference);
+    const refs = await claimAll('D', new Date('2030-06-01Z'), 1000);
     expect(refs).not.toContain(later);
     expect(refs).not.toContain(done);
+  });
+
+  it('counts due and leased rows and dates the oldest due one', async () => {
+    const at = new Date('2035-01-01T12:00:00Z');
+    const stats = () => ledger.transaction((tx) => tx.queues.stats('enrollments', at));
+    // Other tests' rows share the table: compare the difference these rows make.
+    const before = await stats();
+    const [waiting, leased, later] = [ref(), ref(), ref()];
+    for (const r of [waiting, leased, later]) await insert(r);
+    const oldest = new Date('1999-01-01Z');
+    await ledger.transaction(async (tx) => {
+      await tx.enrollments.update(waiting, { nextAttemptAt: oldest }, t0, null);
+      await tx.enrollments.update(
+        leased,
+        { nextAttemptAt: oldest, leaseOwner: 'L', leaseUntil: new Date('2035-01-02Z') },
+        t0,
+        null,
+      );
+      await tx.enrollments.update(later, { nextAttemptAt: new Date('2036-01-01Z') }, t0, null);
+    });
+    const after = await stats();
+    expect(after.due - before.due).toBe(1);
+    expect(after.leased - before.leased).toBe(1);
+    expect(after.oldestDueAt).toEqual(oldest);
+  });
+
+  it('reads several enrollments at once', async () => {
+    const [x, y] = [ref(), ref()];
+    await insert(x);
+    await insert(y);
+    const got = await ledger.transaction((tx) => tx.enrollments.getMany([x, y, 'absent']));
+    expect(got.map((e) => e.enrollmentReference).sort()).toEqual([x, y].sort());
+    expect(await ledger.transaction((tx) => tx.enrollments.getMany([]))).toEqual([]);
+  });
+
+  it('keeps periodic tasks once, with their progress', async () => {
+    const name = `task-${ref()}`;
+    const first = new Date('2026-02-01Z');
+    await Promise.all(
+      [1, 2, 3].map(() => ledger.transaction((tx) => tx.schedules.ensure(name, first))),
+    );
+    expect(await ledger.transaction((tx) => tx.schedules.get(name))).toMatchObject({
+      name,
+      attempts: 0,
+      nextAttemptAt: first,
+      progress: {},
+      lastCompletedAt: null,
+    });
+    const done = new Date('2026-02-02Z');
+    await ledger.transaction((tx) => tx.schedules.saveProgress(name, { cursor: 'c1' }, null));
+    await ledger.transaction((tx) => tx.schedules.saveProgress(name, {}, done));
+    await ledger.transaction((tx) => tx.schedules.saveProgress(name, { cursor: 'c2' }, null));
+    expect(await ledger.transaction((tx) => tx.schedules.get(name))).toMatchObject({
+      progress: { cursor: 'c2' },
+      lastCompletedAt: done,
+    });
   });
 
   it('keeps the user hash key once, whoever writes first', async () => {

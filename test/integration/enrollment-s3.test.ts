@@ -31,16 +31,7 @@ describe('enrollment with BLOB_STORE=s3', () => {
     process.env.AWS_ACCESS_KEY_ID = 'S3RVER';
     process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
     ledger = await chooseLedger();
-    vault = await startTestVault(sim, ledger, {
-      env: {
-        BLOB_STORE: 's3',
-        S3_BUCKET: s3.bucket,
-        S3_PREFIX: 'vault-it',
-        S3_ENDPOINT: s3.endpoint,
-        S3_FORCE_PATH_STYLE: 'true',
-        AWS_REGION: 'us-east-1',
-      },
-    });
+    vault = await startTestVault(sim, ledger, { env: s3Env() });
   });
   afterAll(async () => {
     await vault?.stop();
@@ -50,11 +41,25 @@ describe('enrollment with BLOB_STORE=s3', () => {
     await removeDir(vault.dataDir);
   });
 
-  async function settle(ref: string) {
+  const s3Env = () => ({
+    BLOB_STORE: 's3',
+    S3_BUCKET: s3.bucket,
+    S3_PREFIX: 'vault-it',
+    S3_ENDPOINT: s3.endpoint,
+    S3_FORCE_PATH_STYLE: 'true',
+    AWS_REGION: 'us-east-1',
+  });
+
+  async function settle(
+    ref: string,
+    v: TestVault = vault,
+    until = (e: { state: string; blobDestroyedAt: Date | null }) =>
+      e.state === 'ACTIVE' || (e.state === 'SUPERSEDED' && e.blobDestroyedAt !== null),
+  ) {
     for (let i = 0; i < 200; i++) {
-      await vault.container.pipeline.runOnce();
-      const e = await vault.container.ledger.transaction((tx) => tx.enrollments.get(ref));
-      if (e?.state === 'ACTIVE' || (e?.state === 'SUPERSEDED' && e.blobDestroyedAt)) return e;
+      await v.container.pipeline.runOnce();
+      const e = await v.container.ledger.transaction((tx) => tx.enrollments.get(ref));
+      if (e && until(e)) return e;
       await new Promise((r) => setTimeout(r, 5));
     }
     throw new Error(`${ref} did not settle`);
@@ -80,5 +85,62 @@ describe('enrollment with BLOB_STORE=s3', () => {
     const next = await settle(second.scanReference);
     expect((await settle(first.scanReference)).state).toBe('SUPERSEDED');
     expect(await objectsInBucket()).toEqual([`vault-it/${next.blobKey}`]);
+  });
+
+  it('destroys a blob only through the store that holds it, and never audits a destruction that did not happen', async () => {
+    const own = await chooseLedger();
+    const onFs = await startTestVault(sim, own);
+    const dataDir = onFs.dataDir;
+    let onS3: TestVault | undefined;
+    let backOnFs: TestVault | undefined;
+    try {
+      const first = await sim.createScan({ customerId: 'user-moved' });
+      await sim.sendCallback(first.scanReference, `${onFs.url}/webhooks/jumio`);
+      const fsActive = await settle(first.scanReference, onFs);
+      expect(fsActive.blobStore).toBe(onFs.container.blobs.location);
+      expect(fsActive.blobStore).toMatch(/^file:\/\//);
+      await onFs.stop();
+
+      // The same ledger, now configured with S3: the user enrols again.
+      onS3 = await startTestVault(sim, own, { env: s3Env() }, dataDir);
+      const second = await sim.createScan({ customerId: 'user-moved' });
+      await sim.sendCallback(second.scanReference, `${onS3.url}/webhooks/jumio`);
+      const s3Active = await settle(second.scanReference, onS3);
+      expect(s3Active.blobStore).toBe(`s3://${s3.bucket}/vault-it/`);
+      const refused = await settle(first.scanReference, onS3, (e) => e.state === 'SUPERSEDED');
+      for (let i = 0; i < 5; i++) await onS3.container.pipeline.runOnce();
+      const stuck = await onS3.container.ledger.transaction((tx) =>
+        tx.enrollments.get(first.scanReference),
+      );
+      expect(stuck).toMatchObject({ state: 'SUPERSEDED', blobDestroyedAt: null });
+      expect(stuck!.lastError).toMatch(/^blob_store_unavailable/);
+      expect(refused.blobKey).toBe(fsActive.blobKey);
+      const listed = async (v: TestVault) =>
+        (
+          await v.container.ledger.transaction((tx) =>
+            tx.audit.list({ enrollmentReference: first.scanReference, limit: 100 }),
+          )
+        ).map((a) => a.type);
+      let types = await listed(onS3);
+      expect(types).not.toContain('facemap.destroyed');
+      expect(types.filter((t) => t === 'facemap.destroy_refused')).toHaveLength(1);
+      await onS3.stop();
+      onS3 = undefined;
+
+      // Back on the filesystem store that holds it (and still holds the blob): now it is
+      // destroyed, and audited.
+      backOnFs = await startTestVault(sim, own, {}, dataDir);
+      expect(await backOnFs.container.blobs.exists(fsActive.blobKey!)).toBe(true);
+      const destroyed = await settle(first.scanReference, backOnFs);
+      expect(destroyed.blobDestroyedAt).not.toBeNull();
+      expect(await backOnFs.container.blobs.exists(fsActive.blobKey!)).toBe(false);
+      types = await listed(backOnFs);
+      expect(types.filter((t) => t === 'facemap.destroyed')).toHaveLength(1);
+    } finally {
+      await onS3?.stop();
+      await backOnFs?.stop();
+      await own.dispose();
+      await removeDir(dataDir);
+    }
   });
 });

@@ -298,7 +298,7 @@ describe('ID Verification retrieval and delete', () => {
     const { scanReference, facemapSha256 } = await createScan();
     const c = client();
     const { facemapHref } = await c.getScanDetails(scanReference);
-    const bytes = await c.downloadFacemap(facemapHref!);
+    const bytes = await c.downloadFacemap(facemapHref!, scanReference);
     expect(bytes).toBeInstanceOf(Uint8Array);
     expect(Buffer.from(bytes).equals(FACEMAP)).toBe(true);
     expect(createHash('sha256').update(bytes).digest('hex')).toBe(facemapSha256);
@@ -318,7 +318,9 @@ describe('ID Verification retrieval and delete', () => {
 
     await expect(c.getScanStatus(scanReference)).rejects.toBeInstanceOf(JumioNotFoundError);
     await expect(c.getScanDetails(scanReference)).rejects.toBeInstanceOf(JumioNotFoundError);
-    await expect(c.downloadFacemap(facemapHref!)).rejects.toBeInstanceOf(JumioNotFoundError);
+    await expect(c.downloadFacemap(facemapHref!, scanReference)).rejects.toBeInstanceOf(
+      JumioNotFoundError,
+    );
     await expect(c.deleteScan(scanReference)).resolves.toBeUndefined();
 
     const deletes = await requests('scanDelete');
@@ -547,7 +549,7 @@ describe('retries', () => {
     [
       'facemap',
       (c: UndiciJumioClient, s: string) =>
-        c.downloadFacemap(`${sim.baseUrl}/api/netverify/v2/scans/${s}/data/facemap`),
+        c.downloadFacemap(`${sim.baseUrl}/api/netverify/v2/scans/${s}/data/facemap`, s),
     ],
     ['scanDelete', (c: UndiciJumioClient, s: string) => c.deleteScan(s)],
   ])('retries %s (GET/DELETE) on a 503', async (endpoint, call) => {
@@ -629,7 +631,9 @@ describe('timeouts, malformed and oversized answers', () => {
       timeouts: fast,
       retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
     });
-    const err = await rejection(c.downloadFacemap(`${trap.origin}/facemap`));
+    const err = await rejection(
+      c.downloadFacemap(`${trap.origin}/api/netverify/v2/scans/s1/data/facemap`, 's1'),
+    );
     expect(err).toBeInstanceOf(JumioTimeoutError);
     expect((err as JumioTimeoutError).phase).toBe('body');
   });
@@ -654,7 +658,9 @@ describe('timeouts, malformed and oversized answers', () => {
       retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
     });
     try {
-      const err = await rejection(c.downloadFacemap(`${trap.origin}/facemap`));
+      const err = await rejection(
+        c.downloadFacemap(`${trap.origin}/api/netverify/v2/scans/s1/data/facemap`, 's1'),
+      );
       expect(err).toBeInstanceOf(JumioTimeoutError);
       expect((err as JumioTimeoutError).phase).toBe('total');
     } finally {
@@ -708,6 +714,7 @@ describe('timeouts, malformed and oversized answers', () => {
     const err = await rejection(
       client().downloadFacemap(
         `${sim.baseUrl}/api/netverify/v2/scans/${scanReference}/data/facemap`,
+        scanReference,
       ),
     );
     expect(err).toBeInstanceOf(JumioNetworkError);
@@ -733,9 +740,12 @@ describe('facemap size cap', () => {
   it('refuses a facemap larger than the cap', async () => {
     const { scanReference } = await createScan({ facemapBase64: undefined, facemapBytes: 5000 });
     await expect(
-      client({ facemapMaxBytes: 4999 }).downloadFacemap(href(scanReference)),
+      client({ facemapMaxBytes: 4999 }).downloadFacemap(href(scanReference), scanReference),
     ).rejects.toBeInstanceOf(FacemapTooLargeError);
-    const exact = await client({ facemapMaxBytes: 5000 }).downloadFacemap(href(scanReference));
+    const exact = await client({ facemapMaxBytes: 5000 }).downloadFacemap(
+      href(scanReference),
+      scanReference,
+    );
     expect(exact.byteLength).toBe(5000);
   });
 
@@ -749,7 +759,7 @@ describe('facemap size cap', () => {
         bytes: 50 * 1024 * 1024,
         contentLength,
       });
-      const err = await rejection(client().downloadFacemap(href(scanReference)));
+      const err = await rejection(client().downloadFacemap(href(scanReference), scanReference));
       expect(err).toBeInstanceOf(FacemapTooLargeError);
       expect((err as FacemapTooLargeError).maxBytes).toBe(64 * 1024);
       expect(await requests('facemap')).toHaveLength(1);
@@ -772,9 +782,9 @@ describe('facemap size cap', () => {
       pump();
     };
     const c = client({ baseUrl: trap.origin, facemapMaxBytes: 100_000 });
-    await expect(c.downloadFacemap(`${trap.origin}/f`)).rejects.toBeInstanceOf(
-      FacemapTooLargeError,
-    );
+    await expect(
+      c.downloadFacemap(`${trap.origin}/api/netverify/v2/scans/s2/data/facemap`, 's2'),
+    ).rejects.toBeInstanceOf(FacemapTooLargeError);
     await new Promise((r) => setTimeout(r, 100));
     expect(closed).toBe(true);
     // Socket buffers hold some extra, but nowhere near an unbounded stream.
@@ -800,9 +810,30 @@ describe('credentials go only to the configured Jumio origin', () => {
       `file:///etc/passwd`,
       `not a url`,
     ]) {
-      await expect(c.downloadFacemap(url)).rejects.toBeInstanceOf(UnsafeFacemapUrlError);
+      await expect(c.downloadFacemap(url, scanReference)).rejects.toBeInstanceOf(
+        UnsafeFacemapUrlError,
+      );
     }
     expect(trap.requests).toEqual([]);
+    expect(await requests()).toEqual([]);
+  });
+
+  it("refuses a URL on the Jumio origin that is not exactly this scan's facemap path", async () => {
+    const { scanReference } = await createScan();
+    const { scanReference: other } = await createScan();
+    const c = client();
+    for (const url of [
+      `${sim.baseUrl}${facemapPath(other)}`,
+      `${sim.baseUrl}${facemapPath(scanReference)}?x=1`,
+      `${sim.baseUrl}${facemapPath(scanReference)}#f`,
+      `${sim.baseUrl}${facemapPath(scanReference)}/`,
+      `${sim.baseUrl}/api/netverify/v2/scans/${scanReference}/data`,
+      `${sim.baseUrl}/api/netverify/v2/scans/${scanReference}/../${other}/data/facemap`,
+    ]) {
+      await expect(c.downloadFacemap(url, scanReference)).rejects.toBeInstanceOf(
+        UnsafeFacemapUrlError,
+      );
+    }
     expect(await requests()).toEqual([]);
   });
 
@@ -810,7 +841,7 @@ describe('credentials go only to the configured Jumio origin', () => {
     // The configured origin is https on the trap's port; the callback names http on it.
     const c = client({ baseUrl: `https://127.0.0.1:${trap.port}` });
     const err = await rejection(
-      c.downloadFacemap(`${trap.origin}/api/netverify/v2/scans/x/data/facemap`),
+      c.downloadFacemap(`${trap.origin}/api/netverify/v2/scans/x/data/facemap`, 'x'),
     );
     expect(err).toBeInstanceOf(UnsafeFacemapUrlError);
     expect((err as Error).message).toContain('https required');
@@ -822,10 +853,10 @@ describe('credentials go only to the configured Jumio origin', () => {
     agent.disableNetConnect();
     const c = client({ baseUrl: JUMIO_REGION_BASE_URLS.EU, dispatcher: agent });
     await expect(
-      c.downloadFacemap('http://lon.netverify.com/api/netverify/v2/scans/x/data/facemap'),
+      c.downloadFacemap('http://lon.netverify.com/api/netverify/v2/scans/x/data/facemap', 'x'),
     ).rejects.toBeInstanceOf(UnsafeFacemapUrlError);
     await expect(
-      c.downloadFacemap('https://netverify.com/api/netverify/v2/scans/x/data/facemap'),
+      c.downloadFacemap('https://netverify.com/api/netverify/v2/scans/x/data/facemap', 'x'),
     ).rejects.toBeInstanceOf(UnsafeFacemapUrlError);
     await agent.close();
   });
@@ -850,7 +881,7 @@ describe('credentials go only to the configured Jumio origin', () => {
       location: `${trap.origin}/steal${facemapPath(scanReference)}`,
     });
     await expect(
-      client().downloadFacemap(`${sim.baseUrl}${facemapPath(scanReference)}`),
+      client().downloadFacemap(`${sim.baseUrl}${facemapPath(scanReference)}`, scanReference),
     ).rejects.toBeInstanceOf(UnsafeFacemapUrlError);
     expect(trap.requests).toEqual([]);
     expect(await requests('facemap')).toHaveLength(1);

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 import {
   BlobNotFoundError,
@@ -77,9 +78,11 @@ async function syncDir(dir: string): Promise<void> {
  */
 export class FsBlobStore implements BlobStore {
   private readonly root: string;
+  readonly location: string;
 
   constructor(root: string) {
     this.root = path.resolve(root);
+    this.location = pathToFileURL(this.root + path.sep).href;
   }
 
   async put(key: string, body: Uint8Array): Promise<void> {
@@ -112,13 +115,18 @@ export class FsBlobStore implements BlobStore {
   }
 
   async exists(key: string): Promise<boolean> {
+    // lstat: a planted symlink is not an object here, as it is not for get and list.
+    return (await this.stat(key)) !== null;
+  }
+
+  async stat(key: string): Promise<{ size: number; lastModified: Date } | null> {
     const { file } = this.locate(key);
     try {
-      // lstat: a planted symlink is not an object here, as it is not for get and list.
-      return (await lstat(file)).isFile();
+      const stats = await lstat(file);
+      return stats.isFile() ? { size: stats.size, lastModified: stats.mtime } : null;
     } catch (err) {
-      if (isMissing(err)) return false;
-      throw wrap('exists', err);
+      if (isMissing(err)) return null;
+      throw wrap('stat', err);
     }
   }
 

@@ -109,6 +109,7 @@ export class S3BlobStore implements BlobStore {
   private readonly bucket: string;
   private readonly prefix: string;
   private readonly sseKmsKeyId: string | undefined;
+  readonly location: string;
 
   constructor(options: S3BlobStoreOptions) {
     this.client = options.client;
@@ -117,6 +118,7 @@ export class S3BlobStore implements BlobStore {
     this.prefix = prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
     if (this.prefix !== '') assertValidPrefix(this.prefix);
     this.sseKmsKeyId = options.sseKmsKeyId;
+    this.location = `s3://${this.bucket}/${this.prefix}`;
   }
 
   async put(key: string, body: Uint8Array): Promise<void> {
@@ -155,13 +157,19 @@ export class S3BlobStore implements BlobStore {
   }
 
   async exists(key: string): Promise<boolean> {
+    return (await this.stat(key)) !== null;
+  }
+
+  async stat(key: string): Promise<{ size: number; lastModified: Date } | null> {
     const objectKey = this.objectKey(key);
     try {
-      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }));
-      return true;
+      const out = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }),
+      );
+      return { size: out.ContentLength ?? 0, lastModified: out.LastModified ?? new Date(0) };
     } catch (err) {
-      if (isNotFound(err)) return false;
-      throw wrap('exists', err);
+      if (isNotFound(err)) return null;
+      throw wrap('stat', err);
     }
   }
 

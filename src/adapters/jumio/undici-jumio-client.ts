@@ -22,6 +22,7 @@ import {
   JumioUpstreamError,
   UnsafeFacemapUrlError,
   describeIssues,
+  isFacemapUrlOf,
   isLoopbackHostname,
   makeInitiateAuthenticationInputSchema,
   type InitiateAuthenticationInput,
@@ -284,8 +285,8 @@ export class UndiciJumioClient implements JumioApi {
     );
   }
 
-  async downloadFacemap(url: string): Promise<Uint8Array> {
-    const path = this.facemapPath(url);
+  async downloadFacemap(url: string, scanReference: string): Promise<Uint8Array> {
+    const path = this.facemapPath(url, scanReference);
     const max = this.facemapMaxBytes;
     return this.execute(
       {
@@ -436,7 +437,7 @@ export class UndiciJumioClient implements JumioApi {
    * https (http only when that base is loopback http), no userinfo. Returns the path to
    * request on the configured origin, so the URL's own host is never dialled.
    */
-  private facemapPath(raw: string): string {
+  private facemapPath(raw: string, scanReference: string): string {
     let url: URL;
     try {
       url = new URL(raw);
@@ -454,7 +455,10 @@ export class UndiciJumioClient implements JumioApi {
     if (url.origin !== this.origin) {
       throw new UnsafeFacemapUrlError(`origin ${url.origin} is not the configured Jumio origin`);
     }
-    return url.pathname + url.search;
+    if (!isFacemapUrlOf(raw, scanReference)) {
+      throw new UnsafeFacemapUrlError('not the facemap path of this scan');
+    }
+    return url.pathname;
   }
 
   /** Builds the request URL on the configured origin and refuses anything else. */

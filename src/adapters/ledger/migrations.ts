@@ -141,6 +141,39 @@ export const migrations: readonly Migration[] = [
     `,
   },
   {
+    version: 3,
+    name: 'supersede order, blob store identity, parked enrollments, periodic tasks',
+    sql: `
+      ALTER TABLE enrollments
+        -- The Retrieval API's transaction.date: the authoritative order of a user's scans.
+        ADD COLUMN jumio_transaction_date timestamptz,
+        -- Which store holds blob_key (BlobStore.location), so it is read and destroyed there.
+        ADD COLUMN blob_store text;
+      ALTER TABLE enrollments DROP CONSTRAINT enrollments_state_check;
+      ALTER TABLE enrollments ADD CONSTRAINT enrollments_state_check CHECK (state IN
+        ('PENDING','STORED','ACTIVE','REJECTED','FAILED','SUPERSEDED','PARKED','ERASED'));
+      -- Due work is found by next_attempt_at; make sure no due row lacks one.
+      UPDATE enrollments SET next_attempt_at = updated_at
+       WHERE next_attempt_at IS NULL
+         AND (state IN ('PENDING','STORED')
+              OR (state = 'SUPERSEDED' AND blob_key IS NOT NULL AND blob_destroyed_at IS NULL));
+
+      -- Periodic tasks (orphan sweep, ...) as rows leased like any other background work.
+      CREATE TABLE schedules (
+        name              text PRIMARY KEY,
+        attempts          integer NOT NULL DEFAULT 0,
+        next_attempt_at   timestamptz,
+        last_error        text,
+        lease_owner       text,
+        lease_until       timestamptz,
+        progress          jsonb NOT NULL DEFAULT '{}'::jsonb,
+        last_completed_at timestamptz,
+        created_at        timestamptz NOT NULL DEFAULT now(),
+        updated_at        timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
+  {
     version: 4,
     name: 'audit_events: refuse TRUNCATE; only the owner may rewrite the trail and the versions',
     sql: `

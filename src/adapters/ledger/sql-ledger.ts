@@ -9,9 +9,16 @@ import type {
   EnrollmentPatch,
   EnrollmentRecord,
   EnrollmentRepository,
+  EnrollmentState,
   Ledger,
   LedgerTx,
   NewEnrollment,
+  QueueName,
+  QueueRepository,
+  QueueSchedule,
+  QueueStats,
+  ScheduleRecord,
+  ScheduleRepository,
   VaultKeyRepository,
 } from '../../core/ports';
 import { DependencyError } from '../../core/errors';
@@ -97,7 +104,9 @@ const ENROLLMENT_COLUMNS = {
   sourceAddress: 'source_address',
   transactionDate: 'transaction_date',
   callbackDate: 'callback_date',
+  jumioTransactionDate: 'jumio_transaction_date',
   blobKey: 'blob_key',
+  blobStore: 'blob_store',
   facemapBytes: 'facemap_bytes',
   ciphertextSha256: 'ciphertext_sha256',
   keyId: 'key_id',
@@ -172,26 +181,18 @@ class SqlEnrollmentRepository implements EnrollmentRepository {
     return rows[0] ? toEnrollment(rows[0]) : null;
   }
 
-  async claimDue(
-    owner: string,
-    now: Date,
-    leaseMs: number,
-    limit: number,
-  ): Promise<EnrollmentRecord[]> {
+  async countByState(): Promise<Partial<Record<EnrollmentState, number>>> {
+    const { rows } = await this.sql.query<{ state: EnrollmentState; n: string | number }>(
+      'SELECT state, count(*) AS n FROM enrollments GROUP BY state',
+    );
+    return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+  }
+
+  async getMany(references: string[]): Promise<EnrollmentRecord[]> {
+    if (references.length === 0) return [];
     const { rows } = await this.sql.query<Record<string, unknown>>(
-      `UPDATE enrollments
-          SET lease_owner = $1, lease_until = $2::timestamptz + make_interval(secs => $3 / 1000.0)
-        WHERE enrollment_reference IN (
-          SELECT enrollment_reference FROM enrollments
-           WHERE (state IN ('PENDING','STORED')
-                  OR (state = 'SUPERSEDED' AND blob_key IS NOT NULL AND blob_destroyed_at IS NULL))
-             AND (next_attempt_at IS NULL OR next_attempt_at <= $2)
-             AND (lease_until IS NULL OR lease_until <= $2)
-           ORDER BY next_attempt_at NULLS FIRST
-           LIMIT $4
-           FOR UPDATE SKIP LOCKED)
-        RETURNING *`,
-      [owner, now, leaseMs, limit],
+      'SELECT * FROM enrollments WHERE enrollment_reference = ANY($1::text[])',
+      [references],
     );
     return rows.map(toEnrollment);
   }
@@ -292,6 +293,134 @@ class SqlVaultKeyRepository implements VaultKeyRepository {
   }
 }
 
+/**
+ * Each queue of background work is a table with the same lease columns. `due` names the
+ * rows that have work at all; it matches the table's partial index, so a claim reads the
+ * index, not the table.
+ */
+const QUEUE_TABLES: Record<QueueName, { table: string; key: string; due: string }> = {
+  enrollments: {
+    table: 'enrollments',
+    key: 'enrollment_reference',
+    due: `(state IN ('PENDING','STORED')
+           OR (state = 'SUPERSEDED' AND blob_key IS NOT NULL AND blob_destroyed_at IS NULL))`,
+  },
+  schedules: { table: 'schedules', key: 'name', due: 'TRUE' },
+};
+
+class SqlQueueRepository implements QueueRepository {
+  constructor(private readonly sql: SqlClient) {}
+
+  async claim(queue: QueueName, owner: string, now: Date, leaseMs: number, dueBy: Date = now) {
+    const { table, key, due } = QUEUE_TABLES[queue];
+    const { rows } = await this.sql.query<{ key: string }>(
+      `UPDATE ${table}
+          SET lease_owner = $1, lease_until = $2::timestamptz + make_interval(secs => $3 / 1000.0)
+        WHERE ${key} IN (
+          SELECT ${key} FROM ${table}
+           WHERE ${due}
+             AND next_attempt_at <= $4
+             AND (lease_until IS NULL OR lease_until <= $2)
+           ORDER BY next_attempt_at
+           LIMIT 1
+           FOR UPDATE SKIP LOCKED)
+        RETURNING ${key} AS key`,
+      [owner, now, leaseMs, dueBy],
+    );
+    return rows[0]?.key ?? null;
+  }
+
+  async holds(queue: QueueName, keyValue: string, owner: string): Promise<boolean> {
+    const { table, key } = QUEUE_TABLES[queue];
+    const { rows } = await this.sql.query<{ lease_owner: string | null }>(
+      `SELECT lease_owner FROM ${table} WHERE ${key} = $1 FOR UPDATE`,
+      [keyValue],
+    );
+    return rows[0]?.lease_owner === owner;
+  }
+
+  async settle(queue: QueueName, keyValue: string, s: QueueSchedule, now: Date): Promise<void> {
+    const { table, key } = QUEUE_TABLES[queue];
+    await this.sql.query(
+      `UPDATE ${table}
+          SET attempts = $2, next_attempt_at = $3, last_error = $4,
+              lease_owner = NULL, lease_until = NULL, updated_at = $5
+        WHERE ${key} = $1`,
+      [keyValue, s.attempts, s.nextAttemptAt, s.lastError, now],
+    );
+  }
+
+  async stats(queue: QueueName, now: Date): Promise<QueueStats> {
+    const { table, due } = QUEUE_TABLES[queue];
+    const { rows } = await this.sql.query<{
+      due: string | number;
+      leased: string | number;
+      oldest: Date | null;
+    }>(
+      `SELECT count(*) FILTER (WHERE waiting) AS due,
+              count(*) FILTER (WHERE lease_until > $1) AS leased,
+              min(next_attempt_at) FILTER (WHERE waiting) AS oldest
+         FROM (SELECT next_attempt_at, lease_until,
+                      next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) AS waiting
+                 FROM ${table}
+                WHERE ${due} AND next_attempt_at IS NOT NULL) q`,
+      [now],
+    );
+    const row = rows[0];
+    return {
+      due: Number(row?.due ?? 0),
+      leased: Number(row?.leased ?? 0),
+      oldestDueAt: row?.oldest ?? null,
+    };
+  }
+}
+
+class SqlScheduleRepository implements ScheduleRepository {
+  constructor(private readonly sql: SqlClient) {}
+
+  async ensure(name: string, firstRunAt: Date): Promise<void> {
+    await this.sql.query(
+      `INSERT INTO schedules (name, next_attempt_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`,
+      [name, firstRunAt],
+    );
+  }
+
+  async get(name: string): Promise<ScheduleRecord | null> {
+    const { rows } = await this.sql.query<{
+      name: string;
+      attempts: number;
+      next_attempt_at: Date | null;
+      last_error: string | null;
+      progress: Record<string, unknown>;
+      last_completed_at: Date | null;
+    }>('SELECT * FROM schedules WHERE name = $1', [name]);
+    const row = rows[0];
+    return row
+      ? {
+          name: row.name,
+          attempts: Number(row.attempts),
+          nextAttemptAt: row.next_attempt_at,
+          lastError: row.last_error,
+          progress: row.progress,
+          lastCompletedAt: row.last_completed_at,
+        }
+      : null;
+  }
+
+  async saveProgress(
+    name: string,
+    progress: Record<string, unknown>,
+    completedAt: Date | null,
+  ): Promise<void> {
+    await this.sql.query(
+      `UPDATE schedules SET progress = $2::jsonb,
+              last_completed_at = COALESCE($3, last_completed_at)
+        WHERE name = $1`,
+      [name, JSON.stringify(progress), completedAt],
+    );
+  }
+}
+
 function ledgerTx(sql: SqlClient): LedgerTx {
   return {
     audit: new SqlAuditRepository(sql),
@@ -299,6 +428,8 @@ function ledgerTx(sql: SqlClient): LedgerTx {
     intents: new SqlIntentRepository(sql),
     authenticationCallbacks: new SqlAuthenticationCallbackRepository(sql),
     vaultKeys: new SqlVaultKeyRepository(sql),
+    queues: new SqlQueueRepository(sql),
+    schedules: new SqlScheduleRepository(sql),
   };
 }
 

@@ -1,7 +1,7 @@
 import { VaultError } from '../errors';
 import type { Clock, EnrollmentIntent, EnrollmentRecord, Ledger } from '../ports';
-import { isValidUserReference, JUMIO_REFERENCE } from './callback';
-import { nextStep } from './pipeline';
+import { isValidUserReference, JUMIO_REFERENCE, USER_REFERENCE_RULE } from './callback';
+import { nextStep, supersede } from './pipeline';
 
 /** What the read API shows of an enrollment: lifecycle metadata, never bytes. */
 export interface EnrollmentView {
@@ -59,9 +59,7 @@ export class InvalidRequestError extends VaultError {
 
 function assertUserReference(userReference: string): void {
   if (!isValidUserReference(userReference)) {
-    throw new InvalidRequestError(
-      'userReference must be 1-100 characters of letters, digits, . _ : - and not an email address or phone number',
-    );
+    throw new InvalidRequestError(`userReference ${USER_REFERENCE_RULE}`);
   }
 }
 
@@ -93,6 +91,24 @@ export async function currentEnrollment(
       ...(e.lastError ? { lastError: e.lastError } : {}),
     }));
   return { ...toEnrollmentView(current), history };
+}
+
+/**
+ * One enrollment by its scan reference, whatever its state or user: a rejected onboarding
+ * (invalid or missing user reference included) can be found by what Jumio shows.
+ */
+export async function enrollmentByScan(
+  ledger: Ledger,
+  scanReference: string,
+): Promise<EnrollmentView> {
+  if (!JUMIO_REFERENCE.test(scanReference)) {
+    throw new InvalidRequestError(
+      'scanReference must be a Jumio scan reference (1-36 letters, digits and -)',
+    );
+  }
+  const enrollment = await ledger.transaction((tx) => tx.enrollments.get(scanReference));
+  if (!enrollment) throw new NotFoundError('no enrollment for this scan reference');
+  return toEnrollmentView(enrollment);
 }
 
 /**
@@ -158,5 +174,58 @@ export async function registerIntent(
       userReference: input.userReference,
     });
     return { intent, created: true };
+  });
+}
+
+/**
+ * An operator decides a PARKED enrollment (two scans of one person whose order could not be
+ * established): `activate` makes it the user's ACTIVE facemap, superseding the current one;
+ * `discard` supersedes it. The superseded blob is destroyed by the pipeline. Audited.
+ */
+export async function resolveParked(
+  deps: { ledger: Ledger; clock: Clock },
+  enrollmentReference: string,
+  action: 'activate' | 'discard',
+  actor: string,
+): Promise<EnrollmentView> {
+  if (!JUMIO_REFERENCE.test(enrollmentReference)) {
+    throw new InvalidRequestError('scanReference must be a Jumio scan reference');
+  }
+  const now = deps.clock.now();
+  return deps.ledger.transaction(async (tx) => {
+    const parked = await tx.enrollments.get(enrollmentReference, { forUpdate: true });
+    if (!parked) throw new NotFoundError('no enrollment for this scan reference');
+    if (parked.state !== 'PARKED') {
+      throw new ConflictError(`the enrollment is ${parked.state}, not PARKED`);
+    }
+    const subject = { enrollmentReference, userReference: parked.userReference };
+    const current = await tx.enrollments.findActive(parked.userReference!, { forUpdate: true });
+    await tx.audit.append({
+      type: 'enrollment.resolved',
+      actor,
+      ...subject,
+      details: { action, activeEnrollment: current?.enrollmentReference ?? null },
+    });
+    const [loser, winner] = action === 'activate' ? [current, parked] : [parked, current];
+    if (loser) {
+      await supersede(tx, loser, now);
+      await tx.audit.append({
+        type: 'enrollment.superseded',
+        actor,
+        enrollmentReference: loser.enrollmentReference,
+        userReference: loser.userReference,
+        details: { supersededBy: winner?.enrollmentReference ?? null },
+      });
+    }
+    if (action === 'activate') {
+      await tx.enrollments.update(
+        enrollmentReference,
+        { state: 'ACTIVE', reason: null, activatedAt: now },
+        now,
+        null,
+      );
+      await tx.audit.append({ type: 'enrollment.activated', actor, ...subject });
+    }
+    return toEnrollmentView((await tx.enrollments.get(enrollmentReference))!);
   });
 }

@@ -1,16 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { DependencyError, VaultError } from '../errors';
+import { BlobStores } from '../blobs';
+import { DependencyError } from '../errors';
 import {
   FacemapTooLargeError,
+  isFacemapUrlOf,
   type JumioApi,
   JumioNotFoundError,
-  JumioRateLimitedError,
-  JumioUpstreamError,
   UnsafeFacemapUrlError,
 } from '../jumio';
 import type {
   AuditEventInput,
-  BlobStore,
   Clock,
   EnrollmentPatch,
   EnrollmentRecord,
@@ -19,6 +18,7 @@ import type {
   LedgerTx,
   Logger,
 } from '../ports';
+import { errorSummary, type Job, type StepResult, type WorkHooks, Worker } from '../work';
 import type { UserReferenceField } from './callback';
 import { facemapContext, type UserReferenceHasher } from './context';
 
@@ -32,7 +32,7 @@ export interface RetryPolicy {
   /** Backoff for transient failures: base * 2^(attempt-1), capped, with jitter. */
   baseMs: number;
   maxMs: number;
-  /** Consecutive failures of one step before the enrollment is FAILED. */
+  /** Consecutive failures of a step before the enrollment is FAILED (steps before storing). */
   maxAttempts: number;
   /** Delays while Jumio still says PENDING; after the list, `pendingThenMs`. */
   pendingScheduleMs: number[];
@@ -52,7 +52,7 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
 
 export interface PipelineDeps {
   ledger: Ledger;
-  blobs: BlobStore;
+  blobs: BlobStores;
   envelope: Envelope;
   jumio: JumioApi;
   clock: Clock;
@@ -62,13 +62,19 @@ export interface PipelineDeps {
 
 export interface PipelineOptions {
   userReferenceField: UserReferenceField;
+  /** `intent`: the user reference is bound by an internal service, not only by Jumio. */
+  binding?: 'none' | 'intent';
   retry?: Partial<RetryPolicy>;
   /** How long a claimed row stays ours; longer than any single step can take. */
   leaseMs?: number;
+  /** Rows one `runOnce` advances at most. */
   batchSize?: number;
   workerId?: string;
   /** Test hook: runs after a step committed (crash injection). */
   afterStep?: (step: Step, enrollmentReference: string) => Promise<void> | void;
+  /** Test hook: runs after a step's I/O, before its commit (crash injection). */
+  beforeCommit?: (step: Step, enrollmentReference: string) => Promise<void> | void;
+  observe?: WorkHooks['observe'];
   random?: () => number;
 }
 
@@ -82,10 +88,20 @@ export function nextStep(e: EnrollmentRecord): Step | null {
   return null;
 }
 
+/**
+ * Steps that may end the enrollment FAILED when their budget is spent. Later steps hold a
+ * stored facemap (and Jumio's copy may already be gone): they are retried for as long as
+ * it takes, visible through their attempts, last error and the queue's oldest-due age.
+ */
+const MAY_FAIL: ReadonlySet<string> = new Set<Step>(['confirm', 'store']);
+
 /** All blobs of one enrollment live under this prefix; each store attempt has its own key. */
 export function facemapPrefix(enrollmentReference: string): string {
   return `facemaps/${enrollmentReference}/`;
 }
+
+/** States whose recorded blob the vault holds; any other blob of an enrollment is a stray. */
+export const HOLDING_STATES: ReadonlySet<string> = new Set(['STORED', 'ACTIVE', 'PARKED']);
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
@@ -97,113 +113,117 @@ class Rejection {
 /** Jumio still works on the scan: poll again on Jumio's schedule. */
 class StillPending {}
 
-type StepOutcome = {
-  patch: EnrollmentPatch;
-  audits: AuditEventInput[];
-  tx?: (tx: LedgerTx) => Promise<void>;
-};
-
-function errorSummary(error: unknown): string {
-  // Domain errors carry PII-free messages by construction; others are reduced to a code.
-  if (error instanceof VaultError) return `${error.code}: ${error.message}`.slice(0, 500);
-  return `internal_error: ${error instanceof Error ? error.name : 'unknown'}`;
-}
-
-function retryAfterOf(error: unknown): number | null {
-  if (error instanceof JumioRateLimitedError || error instanceof JumioUpstreamError) {
-    return error.retryAfterMs;
-  }
-  return null;
+/**
+ * The order of two scans of one person: Jumio's own transaction date (from the Retrieval
+ * API over TLS), else the callback's. Null when neither is known.
+ */
+function scanDate(e: EnrollmentRecord): Date | null {
+  return e.jumioTransactionDate ?? e.transactionDate;
 }
 
 /**
- * The enrollment pipeline as a reconciliation loop over durable state (design
- * "Architecture"). Each call to `runOnce` leases due enrollments (FOR UPDATE SKIP LOCKED),
- * advances each by one step, and commits the new state with its audit entries. The
- * network and storage work of a step happens outside any transaction, under the lease;
- * every commit is fenced by the lease, so a worker that lost its lease changes nothing.
+ * The enrollment pipeline: a job on the shared worker mechanism (core/work.ts). Each step
+ * does its network and storage work under the row's lease, outside any transaction, and
+ * commits the new state with its audit entries in one transaction fenced by that lease.
  */
-export class EnrollmentPipeline {
-  private readonly retry: RetryPolicy;
-  private readonly leaseMs: number;
+export class EnrollmentPipeline implements Job<EnrollmentRecord> {
+  readonly queue = 'enrollments' as const;
+  readonly backoff: RetryPolicy;
+  private readonly worker: Worker<EnrollmentRecord>;
   private readonly batchSize: number;
-  readonly workerId: string;
-  private readonly random: () => number;
 
   constructor(
     private readonly deps: PipelineDeps,
     private readonly options: PipelineOptions,
   ) {
-    this.retry = { ...DEFAULT_RETRY_POLICY, ...options.retry };
-    this.leaseMs = options.leaseMs ?? 5 * 60_000;
+    this.backoff = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     this.batchSize = options.batchSize ?? 10;
-    this.workerId = options.workerId ?? `worker-${randomBytes(6).toString('hex')}`;
-    this.random = options.random ?? Math.random;
+    this.worker = new Worker(this, deps, {
+      owner: options.workerId,
+      leaseMs: options.leaseMs,
+      random: options.random,
+      hooks: {
+        beforeCommit: (_q, step, key) => options.beforeCommit?.(step as Step, key),
+        afterCommit: (_q, step, key) => options.afterStep?.(step as Step, key),
+        observe: options.observe,
+      },
+    });
   }
 
-  /** Advances every due enrollment by one step; returns how many were handled. */
-  async runOnce(): Promise<number> {
-    const now = this.deps.clock.now();
-    const claimed = await this.deps.ledger.transaction((tx) =>
-      tx.enrollments.claimDue(this.workerId, now, this.leaseMs, this.batchSize),
-    );
-    for (const enrollment of claimed) await this.advance(enrollment);
-    return claimed.length;
+  get workerId(): string {
+    return this.worker.owner;
   }
 
-  private async advance(e: EnrollmentRecord): Promise<void> {
-    const step = nextStep(e);
-    if (!step) return;
-    const log = this.deps.logger.child({ enrollmentReference: e.enrollmentReference, step });
-    let committed = false;
+  /** Advances due enrollments by one step each; returns how many were handled. */
+  runOnce(): Promise<number> {
+    return this.worker.runOnce(this.batchSize);
+  }
+
+  load(tx: LedgerTx, key: string): Promise<EnrollmentRecord | null> {
+    return tx.enrollments.get(key);
+  }
+
+  stepOf(e: EnrollmentRecord): Step | null {
+    return nextStep(e);
+  }
+
+  attemptsOf(e: EnrollmentRecord): number {
+    return e.attempts;
+  }
+
+  async perform(e: EnrollmentRecord, step: string): Promise<StepResult> {
     try {
-      const outcome = await this.perform(step, e);
-      committed = await this.commit(e, outcome);
-      if (!committed) {
-        log.warn({}, 'lease lost before commit; another worker owns this enrollment');
-        return;
+      switch (step as Step) {
+        case 'confirm':
+          return await this.confirm(e);
+        case 'store':
+          return await this.store(e);
+        case 'delete_at_jumio':
+          return await this.deleteAtJumio(e);
+        case 'activate':
+          return this.activate(e);
+        case 'destroy_blob':
+          return await this.destroyBlob(e);
       }
-      log.info({ state: outcome.patch.state ?? e.state }, 'enrollment step done');
     } catch (error) {
-      if (error instanceof Rejection) {
-        await this.commit(e, this.rejected(e, error.reason));
-        log.info({ reason: error.reason }, 'enrollment rejected');
-      } else if (error instanceof StillPending) {
-        await this.reschedulePending(e);
-      } else {
-        await this.recordFailure(e, step, error);
-        log.warn({ err: errorSummary(error) }, 'enrollment step failed');
-      }
+      if (error instanceof Rejection) return this.rejected(e, error.reason);
+      if (error instanceof StillPending) return this.stillPending(e);
+      throw error;
     }
-    // Outside the try: a hook that throws stops this worker like a crash would.
-    if (committed) await this.options.afterStep?.(step, e.enrollmentReference);
+    throw new Error(`unknown enrollment step ${step}`);
   }
 
-  private perform(step: Step, e: EnrollmentRecord): Promise<StepOutcome> {
-    switch (step) {
-      case 'confirm':
-        return this.confirm(e);
-      case 'store':
-        return this.store(e);
-      case 'delete_at_jumio':
-        return this.deleteAtJumio(e);
-      case 'activate':
-        return this.activate(e);
-      case 'destroy_blob':
-        return this.destroyBlob(e);
-    }
+  async exhaust(
+    e: EnrollmentRecord,
+    step: string,
+    attempts: number,
+    lastError: string,
+  ): Promise<StepResult | null> {
+    if (!MAY_FAIL.has(step)) return null;
+    return this.failed(e, attempts, lastError);
   }
 
   private subject(e: EnrollmentRecord) {
     return { enrollmentReference: e.enrollmentReference, userReference: e.userReference };
   }
 
-  private ready(now: Date): EnrollmentPatch {
-    return { attempts: 0, nextAttemptAt: now, lastError: null, leaseOwner: null, leaseUntil: null };
+  /** Writes `patch` and the audit entries (the lease is checked by the worker). */
+  private apply(
+    e: EnrollmentRecord,
+    patch: EnrollmentPatch,
+    audits: AuditEventInput[],
+  ): StepResult['apply'] {
+    return async (tx) => {
+      await tx.enrollments.update(e.enrollmentReference, patch, this.deps.clock.now(), null);
+      for (const audit of audits) await tx.audit.append(audit);
+    };
   }
 
-  /** Invariant 4: the unsigned callback is confirmed against the Retrieval API. */
-  private async confirm(e: EnrollmentRecord): Promise<StepOutcome> {
+  /**
+   * Invariant 4: the unsigned callback is confirmed against the Retrieval API, which must
+   * name the same scan and the same person, and offer the facemap only at its own path.
+   */
+  private async confirm(e: EnrollmentRecord): Promise<StepResult> {
     let details;
     try {
       details = await this.deps.jumio.getScanDetails(e.enrollmentReference);
@@ -212,30 +232,50 @@ export class EnrollmentPipeline {
       throw error;
     }
     if (details.status === 'PENDING') throw new StillPending();
-    const retrievedUser =
-      this.options.userReferenceField === 'customerId'
-        ? details.customerId
-        : details.merchantScanReference;
+    if (details.scanReference !== e.enrollmentReference) {
+      throw new Rejection('retrieval_scan_mismatch');
+    }
     const agrees =
       details.status === 'DONE' &&
       details.verificationStatus === 'APPROVED_VERIFIED' &&
       details.similarity === 'MATCH' &&
-      details.validity === true &&
-      (retrievedUser === null || retrievedUser === e.userReference);
+      details.validity === true;
     if (!agrees) throw new Rejection('retrieval_mismatch');
+    const retrievedUser =
+      this.options.userReferenceField === 'customerId'
+        ? details.customerId
+        : details.merchantScanReference;
+    // Without an intent, the callback (unsigned) is the only other source of the person:
+    // Jumio must confirm it. With an intent, an internal service bound it; Jumio may be
+    // silent, but must not name someone else.
+    if (retrievedUser === null && this.options.binding !== 'intent') {
+      throw new Rejection('retrieval_user_reference_missing');
+    }
+    if (retrievedUser !== null && retrievedUser !== e.userReference) {
+      throw new Rejection('retrieval_user_reference_mismatch');
+    }
+    for (const url of [details.facemapHref, e.callbackFacemapUrl]) {
+      if (url && !isFacemapUrlOf(url, e.enrollmentReference)) {
+        throw new Rejection('unsafe_facemap_url');
+      }
+    }
     const facemapUrl = details.facemapHref ?? e.callbackFacemapUrl;
     if (!facemapUrl) throw new Rejection('no_facemap');
     const now = this.deps.clock.now();
     return {
-      patch: { ...this.ready(now), confirmedAt: now, facemapUrl },
-      audits: [
-        {
-          type: 'enrollment.confirmed',
-          actor: 'system',
-          ...this.subject(e),
-          details: { source: details.facemapHref ? 'retrieval' : 'callback' },
-        },
-      ],
+      apply: this.apply(
+        e,
+        { confirmedAt: now, facemapUrl, jumioTransactionDate: details.transactionDate },
+        [
+          {
+            type: 'enrollment.confirmed',
+            actor: 'system',
+            ...this.subject(e),
+            details: { source: details.facemapHref ? 'retrieval' : 'callback' },
+          },
+        ],
+      ),
+      nextAttemptAt: now,
     };
   }
 
@@ -244,11 +284,11 @@ export class EnrollmentPipeline {
    * attempt writes its own key, so a slow worker that lost its lease can never overwrite
    * the blob another worker recorded; strays are swept before Jumio's copy is deleted.
    */
-  private async store(e: EnrollmentRecord): Promise<StepOutcome> {
+  private async store(e: EnrollmentRecord): Promise<StepResult> {
     if (!e.userReference || !e.facemapUrl) throw new Rejection('no_facemap');
     let plaintext: Uint8Array;
     try {
-      plaintext = await this.deps.jumio.downloadFacemap(e.facemapUrl);
+      plaintext = await this.deps.jumio.downloadFacemap(e.facemapUrl, e.enrollmentReference);
     } catch (error) {
       if (error instanceof UnsafeFacemapUrlError) throw new Rejection('unsafe_facemap_url');
       if (error instanceof FacemapTooLargeError) throw new Rejection('facemap_too_large');
@@ -256,6 +296,7 @@ export class EnrollmentPipeline {
       throw error;
     }
     let decrypted: Uint8Array | undefined;
+    const store = this.deps.blobs.current;
     try {
       if (plaintext.byteLength === 0) throw new Rejection('empty_facemap');
       const context = facemapContext(
@@ -265,8 +306,8 @@ export class EnrollmentPipeline {
       );
       const { ciphertext, keyId } = await this.deps.envelope.encrypt(plaintext, context);
       const blobKey = `${facemapPrefix(e.enrollmentReference)}${randomBytes(8).toString('hex')}.bin`;
-      await this.deps.blobs.put(blobKey, ciphertext);
-      const readBack = await this.deps.blobs.get(blobKey);
+      await store.put(blobKey, ciphertext);
+      const readBack = await store.get(blobKey);
       const ciphertextSha256 = sha256(ciphertext);
       if (sha256(readBack) !== ciphertextSha256) {
         throw new DependencyError('blob store', 'read-back differs from what was written');
@@ -276,24 +317,18 @@ export class EnrollmentPipeline {
         throw new DependencyError('envelope', 'decrypted facemap differs from the download');
       }
       const now = this.deps.clock.now();
+      const facts = {
+        blobKey,
+        blobStore: store.location,
+        facemapBytes: plaintext.byteLength,
+        ciphertextSha256,
+        keyId,
+      };
       return {
-        patch: {
-          ...this.ready(now),
-          state: 'STORED',
-          blobKey,
-          facemapBytes: plaintext.byteLength,
-          ciphertextSha256,
-          keyId,
-          storedAt: now,
-        },
-        audits: [
-          {
-            type: 'facemap.stored',
-            actor: 'system',
-            ...this.subject(e),
-            details: { blobKey, facemapBytes: plaintext.byteLength, ciphertextSha256, keyId },
-          },
-        ],
+        apply: this.apply(e, { ...facts, state: 'STORED', storedAt: now }, [
+          { type: 'facemap.stored', actor: 'system', ...this.subject(e), details: facts },
+        ]),
+        nextAttemptAt: now,
       };
     } finally {
       // The plaintext lives in memory only, and only as long as this step.
@@ -303,187 +338,189 @@ export class EnrollmentPipeline {
   }
 
   /** Invariant 3: only now, with our copy proven, is Jumio's copy deleted. */
-  private async deleteAtJumio(e: EnrollmentRecord): Promise<StepOutcome> {
-    await this.sweepStrays(e);
+  private async deleteAtJumio(e: EnrollmentRecord): Promise<StepResult> {
+    await this.sweep(e, e.blobKey);
     await this.deps.jumio.deleteScan(e.enrollmentReference);
     const now = this.deps.clock.now();
     return {
-      patch: { ...this.ready(now), jumioDeletedAt: now },
-      audits: [{ type: 'enrollment.deleted_at_jumio', actor: 'system', ...this.subject(e) }],
+      apply: this.apply(e, { jumioDeletedAt: now }, [
+        { type: 'enrollment.deleted_at_jumio', actor: 'system', ...this.subject(e) },
+      ]),
+      nextAttemptAt: now,
     };
   }
 
-  /** ACTIVE, superseding the user's previous facemap (at most one ACTIVE per user). */
-  private async activate(e: EnrollmentRecord): Promise<StepOutcome> {
+  /**
+   * ACTIVE, superseding the user's previous facemap (at most one ACTIVE per user). The
+   * newer scan wins; when the order cannot be established, no facemap is destroyed: the
+   * current one stays ACTIVE and this one is PARKED for an operator to resolve.
+   */
+  private activate(e: EnrollmentRecord): StepResult {
     const now = this.deps.clock.now();
-    const audits: AuditEventInput[] = [];
-    const outcome: StepOutcome = {
-      patch: { ...this.ready(now), state: 'ACTIVE', activatedAt: now },
-      audits,
-      tx: async (tx) => {
+    return {
+      nextAttemptAt: null,
+      apply: async (tx) => {
         const current = await tx.enrollments.findActive(e.userReference!, { forUpdate: true });
-        if (!current || current.enrollmentReference === e.enrollmentReference) {
-          audits.push({ type: 'enrollment.activated', actor: 'system', ...this.subject(e) });
-          return;
-        }
-        // A late-arriving older onboarding must not replace a newer one.
-        const older =
-          current.transactionDate &&
-          e.transactionDate &&
-          current.transactionDate > e.transactionDate;
-        const [loser, winner] = older ? [e, current] : [current, e];
-        if (older) {
-          outcome.patch = { ...this.ready(now), state: 'SUPERSEDED', supersededAt: now };
-        } else {
+        const audit = (type: string, of: EnrollmentRecord, details?: Record<string, unknown>) =>
+          tx.audit.append({ type, actor: 'system', ...this.subject(of), details });
+        const activate = async () => {
           await tx.enrollments.update(
-            current.enrollmentReference,
-            { state: 'SUPERSEDED', supersededAt: now, nextAttemptAt: now, attempts: 0 },
+            e.enrollmentReference,
+            { state: 'ACTIVE', activatedAt: now },
             now,
             null,
           );
-          audits.push({ type: 'enrollment.activated', actor: 'system', ...this.subject(e) });
+          await audit('enrollment.activated', e);
+        };
+        if (!current || current.enrollmentReference === e.enrollmentReference) {
+          await activate();
+          return;
         }
-        audits.push({
-          type: 'enrollment.superseded',
-          actor: 'system',
-          ...this.subject(loser),
-          details: { supersededBy: winner.enrollmentReference },
+        const mine = scanDate(e);
+        const theirs = scanDate(current);
+        if (!mine || !theirs || mine.getTime() === theirs.getTime()) {
+          const reason = !mine || !theirs ? 'scan_date_unknown' : 'scan_date_equal';
+          await tx.enrollments.update(
+            e.enrollmentReference,
+            { state: 'PARKED', reason },
+            now,
+            null,
+          );
+          await audit('enrollment.parked', e, {
+            reason,
+            activeEnrollment: current.enrollmentReference,
+          });
+          return;
+        }
+        const [loser, winner] = mine < theirs ? [e, current] : [current, e];
+        await supersede(tx, loser, now);
+        if (winner === e) await activate();
+        await audit('enrollment.superseded', loser, {
+          supersededBy: winner.enrollmentReference,
         });
+        // A superseded enrollment is due at once: its blob is destroyed next.
+        return loser === e ? { nextAttemptAt: now } : undefined;
       },
     };
-    return outcome;
   }
 
   /** A superseded facemap is destroyed, every version, with evidence kept. */
-  private async destroyBlob(e: EnrollmentRecord): Promise<StepOutcome> {
-    await this.deps.blobs.delete(e.blobKey!);
-    await this.sweepStrays(e, true);
+  private async destroyBlob(e: EnrollmentRecord): Promise<StepResult> {
     const now = this.deps.clock.now();
+    let store;
+    try {
+      store = this.deps.blobs.holding(e.blobStore);
+    } catch (error) {
+      // Never audit a destruction that did not happen: say loudly why it cannot, once.
+      this.deps.logger.error(
+        { enrollmentReference: e.enrollmentReference, err: errorSummary(error) },
+        'superseded facemap cannot be destroyed: its blob store is not configured',
+      );
+      return {
+        apply:
+          e.attempts === 0
+            ? this.apply(e, {}, [
+                {
+                  type: 'facemap.destroy_refused',
+                  actor: 'system',
+                  ...this.subject(e),
+                  details: {
+                    blobKey: e.blobKey,
+                    blobStore: e.blobStore,
+                    reason: 'store_unavailable',
+                  },
+                },
+              ])
+            : undefined,
+        attempts: e.attempts + 1,
+        lastError: errorSummary(error),
+        nextAttemptAt: new Date(now.getTime() + this.backoff.maxMs),
+      };
+    }
+    await store.delete(e.blobKey!);
+    await this.sweep(e, null);
     return {
-      patch: { ...this.ready(now), nextAttemptAt: null, blobDestroyedAt: now },
-      audits: [
+      apply: this.apply(e, { blobDestroyedAt: now }, [
         {
           type: 'facemap.destroyed',
           actor: 'system',
           ...this.subject(e),
-          details: { blobKey: e.blobKey, reason: 'superseded' },
+          details: { blobKey: e.blobKey, blobStore: store.location, reason: 'superseded' },
         },
-      ],
+      ]),
+      nextAttemptAt: null,
     };
   }
 
-  /** Deletes blobs of this enrollment other than the recorded one (or all of them). */
-  private async sweepStrays(e: EnrollmentRecord, all = false): Promise<void> {
+  /** Deletes this enrollment's blobs in the current store other than `keep`. */
+  private async sweep(e: EnrollmentRecord, keep: string | null): Promise<void> {
+    const store = this.deps.blobs.current;
     let cursor: string | undefined;
     do {
-      const page = await this.deps.blobs.list(facemapPrefix(e.enrollmentReference), { cursor });
-      for (const key of page.keys) {
-        if (all || key !== e.blobKey) await this.deps.blobs.delete(key);
-      }
+      const page = await store.list(facemapPrefix(e.enrollmentReference), { cursor });
+      for (const key of page.keys) if (key !== keep) await store.delete(key);
       cursor = page.nextCursor;
     } while (cursor);
   }
 
-  private rejected(e: EnrollmentRecord, reason: string): StepOutcome {
-    const now = this.deps.clock.now();
+  /** REJECTED by a step; whatever a store attempt wrote is swept first. */
+  private async rejected(e: EnrollmentRecord, reason: string): Promise<StepResult> {
+    await this.sweep(e, null);
     return {
-      patch: { ...this.ready(now), nextAttemptAt: null, state: 'REJECTED', reason },
-      audits: [
+      apply: this.apply(e, { state: 'REJECTED', reason }, [
         {
           type: 'enrollment.rejected',
           actor: 'system',
           ...this.subject(e),
           details: { reason, stage: 'pipeline' },
         },
-      ],
+      ]),
+      nextAttemptAt: null,
     };
   }
 
-  private async reschedulePending(e: EnrollmentRecord): Promise<void> {
+  private async stillPending(e: EnrollmentRecord): Promise<StepResult> {
     const attempts = e.attempts + 1;
-    const now = this.deps.clock.now();
-    if (attempts >= this.retry.pendingMaxAttempts) {
-      await this.commit(e, this.failed(e, attempts, 'jumio_pending: still PENDING at Jumio'));
-      return;
+    if (attempts >= this.backoff.pendingMaxAttempts) {
+      return this.failed(e, attempts, 'jumio_pending: still PENDING at Jumio');
     }
-    const delay = this.retry.pendingScheduleMs[e.attempts] ?? this.retry.pendingThenMs;
-    await this.commit(e, {
-      patch: {
-        attempts,
-        nextAttemptAt: new Date(now.getTime() + delay),
-        lastError: 'jumio_pending: scan still PENDING at Jumio',
-        leaseOwner: null,
-        leaseUntil: null,
-      },
-      audits: [],
-    });
+    const delay = this.backoff.pendingScheduleMs[e.attempts] ?? this.backoff.pendingThenMs;
+    return {
+      attempts,
+      lastError: 'jumio_pending: scan still PENDING at Jumio',
+      nextAttemptAt: new Date(this.deps.clock.now().getTime() + delay),
+    };
   }
 
-  private failed(e: EnrollmentRecord, attempts: number, lastError: string): StepOutcome {
+  /** FAILED (replayable) holds no ciphertext: whatever a store attempt wrote is swept. */
+  private async failed(
+    e: EnrollmentRecord,
+    attempts: number,
+    lastError: string,
+  ): Promise<StepResult> {
+    await this.sweep(e, null);
     return {
-      patch: {
-        state: 'FAILED',
-        attempts,
-        lastError,
-        nextAttemptAt: null,
-        leaseOwner: null,
-        leaseUntil: null,
-      },
-      audits: [
+      apply: this.apply(e, { state: 'FAILED' }, [
         {
           type: 'enrollment.failed',
           actor: 'system',
           ...this.subject(e),
           details: { attempts, lastError, stage: nextStep(e) },
         },
-      ],
+      ]),
+      attempts,
+      lastError,
+      nextAttemptAt: null,
     };
   }
+}
 
-  private async recordFailure(e: EnrollmentRecord, step: Step, error: unknown): Promise<void> {
-    const attempts = e.attempts + 1;
-    const lastError = errorSummary(error);
-    // Destroying a superseded blob is retried for as long as it takes: it never "fails".
-    if (attempts >= this.retry.maxAttempts && step !== 'destroy_blob') {
-      await this.commit(e, this.failed(e, attempts, lastError));
-      return;
-    }
-    const exp = Math.min(this.retry.maxMs, this.retry.baseMs * 2 ** Math.min(attempts - 1, 30));
-    // Equal jitter: at least half the backoff, so retries spread without collapsing to 0.
-    const backoff = exp / 2 + (this.random() * exp) / 2;
-    const delay = Math.max(backoff, retryAfterOf(error) ?? 0);
-    const now = this.deps.clock.now();
-    await this.commit(e, {
-      patch: {
-        attempts,
-        lastError,
-        nextAttemptAt: new Date(now.getTime() + delay),
-        leaseOwner: null,
-        leaseUntil: null,
-      },
-      audits: [],
-    }).catch((commitError: unknown) => {
-      // The lease will expire and the step be retried; nothing is lost.
-      this.deps.logger.error({ err: errorSummary(commitError) }, 'could not record a failure');
-    });
-  }
-
-  /** Applies a step's outcome in one transaction, fenced by our lease. */
-  private commit(e: EnrollmentRecord, outcome: StepOutcome): Promise<boolean> {
-    const now = this.deps.clock.now();
-    return this.deps.ledger.transaction(async (tx) => {
-      const mine = await tx.enrollments.get(e.enrollmentReference, { forUpdate: true });
-      if (!mine || mine.leaseOwner !== this.workerId) return false;
-      await outcome.tx?.(tx);
-      const ok = await tx.enrollments.update(
-        e.enrollmentReference,
-        outcome.patch,
-        now,
-        this.workerId,
-      );
-      if (!ok) return false;
-      for (const audit of outcome.audits) await tx.audit.append(audit);
-      return true;
-    });
-  }
+/** Marks `e` SUPERSEDED and due, so the pipeline destroys its blob. */
+export async function supersede(tx: LedgerTx, e: EnrollmentRecord, now: Date): Promise<void> {
+  await tx.enrollments.update(
+    e.enrollmentReference,
+    { state: 'SUPERSEDED', supersededAt: now, nextAttemptAt: now, attempts: 0, lastError: null },
+    now,
+    null,
+  );
 }
