@@ -115,6 +115,7 @@ const envSchema = z.object({
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
   VAULT_DATA_DIR: optionalString,
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000, 10_000),
+  SHUTDOWN_CLOSE_TIMEOUT_MS: int(100, 600_000, 15_000),
   HTTP_HEADERS_TIMEOUT_MS: int(1000, 600_000, 10_000),
   HTTP_REQUEST_TIMEOUT_MS: int(1000, 3_600_000, 30_000),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: int(1, 600_000, 5_000),
@@ -124,6 +125,12 @@ const envSchema = z.object({
 
   DATABASE_URL: optionalString,
   DATABASE_POOL_MAX: int(1, 1000, 10),
+  DATABASE_MIGRATION_URL: optionalString,
+  DATABASE_CONNECT_TIMEOUT_MS: int(100, 300_000, 5_000),
+  DATABASE_STATEMENT_TIMEOUT_MS: int(100, 3_600_000, 10_000),
+  DATABASE_QUERY_TIMEOUT_MS: int(100, 3_600_000, 15_000),
+  DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: int(100, 3_600_000, 60_000),
+  DATABASE_MIGRATION_TIMEOUT_MS: int(1_000, 86_400_000, 600_000),
 
   BLOB_STORE: oneOf(['fs', 's3'], 'fs'),
   S3_BUCKET: optionalString,
@@ -132,6 +139,9 @@ const envSchema = z.object({
   S3_FORCE_PATH_STYLE: bool(false),
   S3_SSE_KMS_KEY_ID: optionalString,
   AWS_REGION: optionalString,
+  AWS_CONNECT_TIMEOUT_MS: int(100, 300_000, 3_000),
+  AWS_REQUEST_TIMEOUT_MS: int(100, 600_000, 30_000),
+  AWS_SOCKET_TIMEOUT_MS: int(100, 600_000, 30_000),
 
   KMS_KEY_ID: optionalString,
   VAULT_LOCAL_KEY_FILE: optionalString,
@@ -145,6 +155,7 @@ const envSchema = z.object({
   JUMIO_ADMIN_API_SECRET: optionalString,
   JUMIO_USER_AGENT: optionalString,
   JUMIO_SIMULATOR_PORT: int(0, 65535, 4010),
+  JUMIO_REQUEST_DEADLINE_MS: int(1_000, 600_000, 60_000),
   JUMIO_CALLBACK_ALLOWED_CIDRS: parsedBy((v) => parseCidrList(v, 'JUMIO_CALLBACK_ALLOWED_CIDRS')),
   TRUST_PROXY: parsedBy(parseTrustProxy),
 
@@ -192,6 +203,8 @@ export interface VaultConfig {
   logLevel: string;
   dataDir: string;
   shutdownTimeoutMs: number;
+  /** Bound on closing workers, pools and clients after the HTTP drain. */
+  shutdownCloseTimeoutMs: number;
   /** The HTTP server's bounds (src/http/server.ts). */
   http: HttpServerSettings;
   /** How long a /readyz result is reused (0: every probe checks). */
@@ -199,7 +212,15 @@ export interface VaultConfig {
   /** Denied and refused requests are audited as one summary per key per interval. */
   audit: { denialIntervalMs: number };
   database:
-    { kind: 'pglite'; dataDir: string } | { kind: 'postgres'; url: string; poolMax: number };
+    | { kind: 'pglite'; dataDir: string }
+    | {
+        kind: 'postgres';
+        url: string;
+        /** The role that owns the tables and applies migrations; `url` when unset. */
+        migrationUrl: string | undefined;
+        poolMax: number;
+        timeouts: DatabaseTimeouts;
+      };
   blobs:
     | { kind: 'fs'; root: string }
     | {
@@ -214,7 +235,11 @@ export interface VaultConfig {
   envelope:
     { kind: 'kms'; keyId: string; region: string | undefined } | { kind: 'local'; keyFile: string };
   facemapMaxBytes: number;
+  /** Connection, request (until headers) and socket idle timeouts of every AWS client. */
+  aws: AwsTimeouts;
   jumio: JumioConfig;
+  /** Total time one Jumio request (attempt) may take, body included. */
+  jumioRequestDeadlineMs: number;
   /** Where Jumio callbacks may come from (canonical CIDRs). */
   callbackAllowedCidrs: string[];
   trustProxy: false | number | string[];
@@ -252,6 +277,21 @@ export interface NotificationConfig {
   secret: string | undefined;
   /** Canonical origins a notifyUrl may point to. */
   allowedOrigins: string[];
+}
+
+export interface DatabaseTimeouts {
+  connectMs: number;
+  statementMs: number;
+  queryMs: number;
+  idleInTransactionMs: number;
+  /** Statement and query bound for migrations (DDL may take long on a large ledger). */
+  migrationMs: number;
+}
+
+export interface AwsTimeouts {
+  connectMs: number;
+  requestMs: number;
+  socketMs: number;
 }
 
 export class ConfigError extends Error {
@@ -447,6 +487,14 @@ function buildConfig(env: Env, problems: string[]): VaultConfig {
   if (env.DATABASE_URL && !/^postgres(ql)?:\/\//.test(env.DATABASE_URL)) {
     problems.push('DATABASE_URL: must be a postgres:// or postgresql:// URL');
   }
+  if (env.DATABASE_MIGRATION_URL && !/^postgres(ql)?:\/\//.test(env.DATABASE_MIGRATION_URL)) {
+    problems.push('DATABASE_MIGRATION_URL: must be a postgres:// or postgresql:// URL');
+  }
+  if (env.DATABASE_MIGRATION_URL && !env.DATABASE_URL) {
+    problems.push(
+      'DATABASE_MIGRATION_URL: only with DATABASE_URL (the embedded ledger has no roles)',
+    );
+  }
   if (production && !env.DATABASE_URL) {
     problems.push(
       `DATABASE_URL: required when NODE_ENV=production (the embedded PGlite ledger ${DEVELOPMENT_ONLY})`,
@@ -494,6 +542,7 @@ function buildConfig(env: Env, problems: string[]): VaultConfig {
     logLevel: env.LOG_LEVEL,
     dataDir,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    shutdownCloseTimeoutMs: env.SHUTDOWN_CLOSE_TIMEOUT_MS,
     http: {
       headersTimeoutMs: env.HTTP_HEADERS_TIMEOUT_MS,
       requestTimeoutMs: env.HTTP_REQUEST_TIMEOUT_MS,
@@ -503,7 +552,19 @@ function buildConfig(env: Env, problems: string[]): VaultConfig {
     readinessCacheMs: env.READINESS_CACHE_MS,
     audit: { denialIntervalMs: env.AUDIT_DENIAL_INTERVAL_MS },
     database: env.DATABASE_URL
-      ? { kind: 'postgres', url: env.DATABASE_URL, poolMax: env.DATABASE_POOL_MAX }
+      ? {
+          kind: 'postgres',
+          url: env.DATABASE_URL,
+          migrationUrl: env.DATABASE_MIGRATION_URL,
+          poolMax: env.DATABASE_POOL_MAX,
+          timeouts: {
+            connectMs: env.DATABASE_CONNECT_TIMEOUT_MS,
+            statementMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
+            queryMs: env.DATABASE_QUERY_TIMEOUT_MS,
+            idleInTransactionMs: env.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+            migrationMs: env.DATABASE_MIGRATION_TIMEOUT_MS,
+          },
+        }
       : { kind: 'pglite', dataDir: path.join(dataDir, 'ledger') },
     blobs:
       env.BLOB_STORE === 's3'
@@ -524,7 +585,13 @@ function buildConfig(env: Env, problems: string[]): VaultConfig {
           keyFile: path.resolve(env.VAULT_LOCAL_KEY_FILE ?? path.join(dataDir, 'master.key')),
         },
     facemapMaxBytes: env.FACEMAP_MAX_BYTES,
+    aws: {
+      connectMs: env.AWS_CONNECT_TIMEOUT_MS,
+      requestMs: env.AWS_REQUEST_TIMEOUT_MS,
+      socketMs: env.AWS_SOCKET_TIMEOUT_MS,
+    },
     jumio,
+    jumioRequestDeadlineMs: env.JUMIO_REQUEST_DEADLINE_MS,
     callbackAllowedCidrs,
     trustProxy,
     apiKeys,

@@ -1,9 +1,8 @@
 import { mkdir } from 'node:fs/promises';
-import { KMSClient } from '@aws-sdk/client-kms';
 import { FsBlobStore } from './adapters/blobs/fs-blob-store';
 import { createS3Client, S3BlobStore } from './adapters/blobs/s3-blob-store';
 import { EncryptionSdkEnvelope } from './adapters/crypto/encryption-sdk-envelope';
-import { kmsKeyring, localKeyring } from './adapters/crypto/keyrings';
+import { createKmsClient, kmsKeyring, localKeyring } from './adapters/crypto/keyrings';
 import { loadOrCreateLocalKey } from './adapters/crypto/local-key';
 import { runMigrations } from './adapters/ledger/migrations';
 import {
@@ -16,7 +15,7 @@ import {
 import { PgDatabase } from './adapters/ledger/pg-database';
 import { PgliteDatabase } from './adapters/ledger/pglite-database';
 import type { SqlDatabase } from './adapters/ledger/sql';
-import { SqlLedger } from './adapters/ledger/sql-ledger';
+import { heldCiphertexts, type HeldCiphertexts, SqlLedger } from './adapters/ledger/sql-ledger';
 import {
   DEFAULT_JUMIO_TIMEOUTS,
   UndiciJumioClient,
@@ -34,6 +33,7 @@ import { AuthenticationService } from './core/authentication/service';
 import { DenialAggregator } from './core/denials';
 import { NotificationAdmin, NotificationJob } from './core/notifications/outbox';
 import { loadUserReferenceHasher } from './core/enrollment/context';
+import { DecryptionError, VaultError } from './core/errors';
 import { BlobStores } from './core/blobs';
 import { OrphanSweep } from './core/enrollment/orphans';
 import { EnrollmentPipeline, type PipelineOptions } from './core/enrollment/pipeline';
@@ -86,6 +86,19 @@ export interface ContainerOverrides {
   notifications?: { backoff?: Backoff; timeouts?: WebhookTimeouts };
 }
 
+/** The configured master key does not decrypt what the ledger holds. */
+export class MasterKeyMismatchError extends VaultError {
+  constructor(source: string, keyId: string, cause: unknown) {
+    super(
+      'master_key_mismatch',
+      `${source}: this master key (key id ${keyId}) cannot decrypt the ledger's wrapped ` +
+        'user-reference key (table vault_keys): the ledger was written under another master ' +
+        'key. Restore the key this data directory or database was created with.',
+      { cause },
+    );
+  }
+}
+
 /** The vault's own User-Agent towards the simulator (Jumio wants the business named). */
 const SIMULATOR_USER_AGENT = 'FacemapVault Embedded/0.1.0';
 
@@ -93,9 +106,32 @@ const SIMULATOR_USER_AGENT = 'FacemapVault Embedded/0.1.0';
 export const LOCAL_KEY_NAMESPACE = 'facemap-vault';
 export const LOCAL_KEY_NAME = 'local-master-key-v1';
 
-export async function openDatabase(config: VaultConfig): Promise<SqlDatabase> {
+/**
+ * The ledger's database. `migration`: a one-connection pool as the migration role
+ * (DATABASE_MIGRATION_URL, else DATABASE_URL) with the longer migration bound. Every wait
+ * is bounded: connecting (and waiting for a pool slot), each statement on the server, each
+ * answer on the client (a server that stops answering), a transaction left idle.
+ */
+export async function openDatabase(
+  config: VaultConfig,
+  purpose: 'runtime' | 'migration' = 'runtime',
+): Promise<SqlDatabase> {
   if (config.database.kind === 'postgres') {
-    return new PgDatabase({ connectionString: config.database.url, max: config.database.poolMax });
+    const { url, migrationUrl, poolMax, timeouts } = config.database;
+    const migration = purpose === 'migration';
+    const statementMs = migration ? timeouts.migrationMs : timeouts.statementMs;
+    return new PgDatabase({
+      connectionString: migration ? (migrationUrl ?? url) : url,
+      max: migration ? 1 : poolMax,
+      application_name: migration ? 'facemap-vault-migrate' : 'facemap-vault',
+      connectionTimeoutMillis: timeouts.connectMs,
+      statement_timeout: statementMs,
+      // Past the server's own bound: normally the server cancels first and says why.
+      query_timeout: migration ? timeouts.migrationMs + timeouts.queryMs : timeouts.queryMs,
+      idle_in_transaction_session_timeout: timeouts.idleInTransactionMs,
+      // Notices a peer that vanished without closing the connection.
+      keepAlive: true,
+    });
   }
   await mkdir(config.database.dataDir, { recursive: true, mode: 0o700 });
   return PgliteDatabase.open(config.database.dataDir);
@@ -138,10 +174,36 @@ export function dependencyTargets(config: VaultConfig): DependencyTargets {
   };
 }
 
-async function buildEnvelope(config: VaultConfig, logger: Logger): Promise<Envelope> {
+const LOCAL_KEY_ID = `local:${LOCAL_KEY_NAMESPACE}/${LOCAL_KEY_NAME}`;
+
+/** The setting (and file) an operator must look at for the configured master key. */
+function masterKeySource(config: VaultConfig): string {
+  return config.envelope.kind === 'kms'
+    ? `KMS_KEY_ID (${config.envelope.keyId})`
+    : `VAULT_LOCAL_KEY_FILE (${config.envelope.keyFile})`;
+}
+
+function describeHeld(held: HeldCiphertexts): string | undefined {
+  const blobs = Object.entries(held.blobsByKeyId);
+  if (held.vaultKeys === 0 && blobs.length === 0) return undefined;
+  const parts = [
+    ...(held.vaultKeys > 0 ? [`${held.vaultKeys} wrapped vault key(s)`] : []),
+    ...blobs.map(([keyId, n]) => `${n} stored facemap(s) under key id ${keyId}`),
+  ];
+  return parts.join(', ');
+}
+
+async function buildEnvelope(
+  config: VaultConfig,
+  logger: Logger,
+  held: HeldCiphertexts,
+): Promise<Envelope> {
   const maxPlaintextBytes = config.facemapMaxBytes;
   if (config.envelope.kind === 'kms') {
-    const client = new KMSClient(config.envelope.region ? { region: config.envelope.region } : {});
+    const client = createKmsClient({
+      ...(config.envelope.region ? { region: config.envelope.region } : {}),
+      timeouts: config.aws,
+    });
     const keyId = config.envelope.keyId;
     return new EncryptionSdkEnvelope({
       keyring: kmsKeyring({ keyId, client }),
@@ -149,14 +211,28 @@ async function buildEnvelope(config: VaultConfig, logger: Logger): Promise<Envel
       maxPlaintextBytes,
     });
   }
-  const masterKey = await loadOrCreateLocalKey(config.envelope.keyFile, logger);
+  // A ledger that already holds ciphertexts needs the key they were written under: a new
+  // one would decrypt none of them (and would be left behind as a trap).
+  const inLedger = describeHeld(held);
+  const masterKey = await loadOrCreateLocalKey(
+    config.envelope.keyFile,
+    logger,
+    inLedger === undefined
+      ? {}
+      : {
+          mustExist:
+            `the ledger already holds data encrypted under key id ${LOCAL_KEY_ID} (${inLedger}). ` +
+            'Restore the key file this data directory was created with (or point ' +
+            'VAULT_LOCAL_KEY_FILE at it).',
+        },
+  );
   return new EncryptionSdkEnvelope({
     keyring: localKeyring({
       keyName: LOCAL_KEY_NAME,
       keyNamespace: LOCAL_KEY_NAMESPACE,
       masterKey,
     }),
-    keyId: `local:${LOCAL_KEY_NAMESPACE}/${LOCAL_KEY_NAME}`,
+    keyId: LOCAL_KEY_ID,
     maxPlaintextBytes,
   });
 }
@@ -168,6 +244,7 @@ function buildBlobStore(config: VaultConfig): BlobStore {
     region: blobs.region ?? 'us-east-1',
     endpoint: blobs.endpoint,
     forcePathStyle: blobs.forcePathStyle,
+    timeouts: config.aws,
   });
   return new S3BlobStore({
     client,
@@ -180,9 +257,14 @@ function buildBlobStore(config: VaultConfig): BlobStore {
 async function buildJumio(
   config: JumioConfig,
   facemapMaxBytes: number,
+  requestDeadlineMs: number,
   logger: Logger,
-  overrides: ContainerOverrides['jumio'] = {},
+  given: ContainerOverrides['jumio'] = {},
 ): Promise<{ jumio: UndiciJumioClient; simulator: RunningSimulator | undefined }> {
+  const overrides = {
+    ...given,
+    timeouts: { ...DEFAULT_JUMIO_TIMEOUTS, totalMs: requestDeadlineMs, ...given.timeouts },
+  };
   if (config.mode === 'remote') {
     return {
       jumio: new UndiciJumioClient({ ...config, facemapMaxBytes, ...overrides }),
@@ -218,6 +300,21 @@ async function buildJumio(
   };
 }
 
+/**
+ * PGlite migrates through its one connection; PostgreSQL through a short-lived pool as
+ * the migration role (or the runtime role when none is configured: that works only while
+ * no migration is pending, and otherwise fails naming `npm run migrate`).
+ */
+async function migrateOnStart(config: VaultConfig, db: SqlDatabase): Promise<number[]> {
+  if (config.database.kind !== 'postgres') return runMigrations(db);
+  const migrationDb = await openDatabase(config, 'migration');
+  try {
+    return await runMigrations(migrationDb);
+  } finally {
+    await migrationDb.close();
+  }
+}
+
 export async function buildContainer(
   config: VaultConfig,
   logger: Logger,
@@ -225,7 +322,6 @@ export async function buildContainer(
 ): Promise<Container> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const metrics = new Metrics();
-  const envelope = instrumentEnvelope(await buildEnvelope(config, logger), metrics);
   const configuredBlobs = buildBlobStore(config);
   const blobs = instrumentBlobStore(
     overrides.wrapBlobs ? overrides.wrapBlobs(configuredBlobs) : configuredBlobs,
@@ -236,7 +332,13 @@ export async function buildContainer(
       ? config.apiKeys
       : [(await ensureAdminToken(config.dataDir, logger)).key];
   // Jumio first: a taken simulator port fails start-up before the ledger is opened.
-  const built = await buildJumio(config.jumio, config.facemapMaxBytes, logger, overrides.jumio);
+  const built = await buildJumio(
+    config.jumio,
+    config.facemapMaxBytes,
+    config.jumioRequestDeadlineMs,
+    logger,
+    overrides.jumio,
+  );
   const { simulator } = built;
   const jumio = instrumentJumio(built.jumio, metrics);
   const closers: Array<() => Promise<void>> = [() => jumio.close()];
@@ -247,10 +349,20 @@ export async function buildContainer(
   try {
     const db = await openDatabase(config);
     closers.push(() => db.close());
-    const applied = await runMigrations(db);
+    const applied = await migrateOnStart(config, db);
     if (applied.length > 0) logger.info({ applied }, 'ledger migrations applied');
+    // The envelope after the ledger: whether a key may be generated depends on its content.
+    const envelope = instrumentEnvelope(
+      await buildEnvelope(config, logger, await heldCiphertexts(db)),
+      metrics,
+    );
     const ledger = instrumentLedger(new SqlLedger(db), metrics);
-    const hashUserReference = await loadUserReferenceHasher(ledger, envelope);
+    const hashUserReference = await loadUserReferenceHasher(ledger, envelope).catch(
+      (error: unknown) => {
+        if (!(error instanceof DecryptionError)) throw error;
+        throw new MasterKeyMismatchError(masterKeySource(config), envelope.keyId, error);
+      },
+    );
 
     const clock = overrides.clock ?? systemClock;
     const intake = {

@@ -13,6 +13,19 @@ function die(message: string): never {
   process.exit(1);
 }
 
+/** `work`'s outcome, or 'timeout' once `ms` have passed without one. */
+async function within(work: Promise<void>, ms: number): Promise<'done' | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), ms);
+  });
+  try {
+    return await Promise.race([work.then(() => 'done' as const), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function listen(server: Server, port: number, host?: string): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -75,8 +88,19 @@ async function main(): Promise<void> {
       logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timeout: closing connections'),
     ).then(async () => {
       try {
-        await metricsServer?.close();
-        await container.close();
+        // Metrics, workers and pools close within a bound: one stuck call must not keep
+        // the process alive (the unfinished step resumes after the restart).
+        const closing = (async () => {
+          await metricsServer?.close();
+          await container.close();
+        })();
+        if ((await within(closing, config.shutdownCloseTimeoutMs)) === 'timeout') {
+          logger.error(
+            { timeoutMs: config.shutdownCloseTimeoutMs },
+            'shutdown deadline passed with work or connections still open: exiting anyway',
+          );
+          process.exit(1);
+        }
         logger.info({}, 'stopped');
         process.exit(0);
       } catch (error) {

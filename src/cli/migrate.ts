@@ -5,7 +5,8 @@ import { openDatabase } from '../container';
 /** `npm run migrate`: applies pending ledger migrations (the vault also does at start-up). */
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
-  const db = await openDatabase(config);
+  // As the migration role (DATABASE_MIGRATION_URL) when one is configured.
+  const db = await openDatabase(config, 'migration');
   try {
     const applied = await runMigrations(db);
     console.log(

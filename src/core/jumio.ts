@@ -319,10 +319,16 @@ export class JumioTimeoutError extends JumioError {
   readonly transient = true;
   constructor(
     readonly operation: string,
-    readonly phase: 'connect' | 'headers' | 'body',
+    readonly phase: 'connect' | 'headers' | 'body' | 'total',
     options?: { cause?: unknown },
   ) {
-    super('jumio_timeout', `${operation}: timed out waiting for ${phase}`, options);
+    super(
+      'jumio_timeout',
+      phase === 'total'
+        ? `${operation}: exceeded the request deadline`
+        : `${operation}: timed out waiting for ${phase}`,
+      options,
+    );
   }
 }
 

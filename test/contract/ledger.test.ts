@@ -120,6 +120,17 @@ describe.each(testDatabaseKinds)('Ledger contract on %s', (_name, create) => {
     expect(kept!.type).toBe('test.kept');
   });
 
+  it('refuses to TRUNCATE the audit trail, even for the owner', async () => {
+    const enrollmentReference = ref('no-truncate');
+    await ledger.transaction((tx) =>
+      tx.audit.append({ type: 'test.kept', actor: 'system', enrollmentReference }),
+    );
+    await expect(db.exec('TRUNCATE audit_events')).rejects.toThrow(/append-only/);
+    await expect(db.exec('TRUNCATE audit_events CASCADE')).rejects.toThrow(/append-only/);
+    const kept = await ledger.transaction((tx) => tx.audit.list({ enrollmentReference }));
+    expect(kept.map((e) => e.type)).toEqual(['test.kept']);
+  });
+
   it('allows at most one ACTIVE enrollment per user reference', async () => {
     const userReference = ref('user');
     const insert = (enrollmentReference: string, state: string) =>

@@ -1,9 +1,12 @@
 import request from 'supertest';
 import { createApp } from '../../src/app';
-import { PgDatabase } from '../../src/adapters/ledger/pg-database';
 import { SqlLedger } from '../../src/adapters/ledger/sql-ledger';
 import type { EnrollmentRecord } from '../../src/core/ports';
+import { loadConfig } from '../../src/config';
+import { openDatabase } from '../../src/container';
+import { hashToken } from '../../src/http/api-keys';
 import { CidrAllowlist } from '../../src/http/callback-origin';
+import { startSilentServer } from '../helpers/stalling-servers';
 import {
   type LedgerChoice,
   readTree,
@@ -362,24 +365,32 @@ describe.each(vaultLedgerKinds)('enrollment on %s', (_name, chooseLedger) => {
         .expect(200);
     });
 
-    it('answers 5xx when the ledger cannot commit, so Jumio retries', async () => {
-      const down = new SqlLedger(
-        new PgDatabase({
-          connectionString: 'postgres://x@127.0.0.1:1/x',
-          connectionTimeoutMillis: 300,
-        }),
-      );
-      const res = await request(createApp({ ...vault.container, ledger: down }))
-        .post('/webhooks/jumio')
-        .type('form')
-        .send({
-          callBackType: 'NETVERIFYID',
-          jumioIdScanReference: 'f0000000-0000-4000-8000-000000000001',
-        });
-      await down.close();
-      expect(res.status).toBeGreaterThanOrEqual(500);
-      expect(res.body.error.code).toBe('internal_error');
-    });
+    it('answers 503 when PostgreSQL accepts connections but never answers, so Jumio retries', async () => {
+      // The production configuration path with its default timeouts, against a server that
+      // takes the TCP connection and then says nothing: the wait must end, with a 503.
+      const silent = await startSilentServer();
+      const config = loadConfig({
+        DATABASE_URL: `postgres://vault@127.0.0.1:${silent.port}/vault`,
+        VAULT_API_KEYS: `ops:admin:${hashToken(TOKENS.admin)}`,
+      });
+      const down = new SqlLedger(await openDatabase(config));
+      try {
+        const res = await request(createApp({ ...vault.container, ledger: down }))
+          .post('/webhooks/jumio')
+          .type('form')
+          .send({
+            callBackType: 'NETVERIFYID',
+            jumioIdScanReference: 'f0000000-0000-4000-8000-000000000001',
+            customerId: 'user-silent-db',
+          });
+        expect(res.status).toBe(503);
+        expect(res.body.error.code).toBe('dependency_failed');
+        expect(silent.connections()).toBeGreaterThan(0);
+      } finally {
+        await down.close();
+        await silent.close();
+      }
+    }, 60_000);
 
     it.each([
       [

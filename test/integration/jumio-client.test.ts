@@ -643,6 +643,60 @@ describe('timeouts, malformed and oversized answers', () => {
     expect((err as JumioTimeoutError).phase).toBe('body');
   });
 
+  it('ends a facemap download that trickles, with a total deadline the idle timeout never hits', async () => {
+    let trickle: NodeJS.Timeout | undefined;
+    trap.handler = (_req, res) => {
+      res.writeHead(200, {
+        'content-type': 'application/octet-stream',
+        'content-length': String(FACEMAP.length),
+      });
+      // One byte every 50 ms: never idle for bodyMs, never finished.
+      let sent = 0;
+      trickle = setInterval(() => {
+        if (sent < FACEMAP.length && !res.destroyed) res.write(FACEMAP.subarray(sent, ++sent));
+      }, 50);
+      res.on('close', () => clearInterval(trickle));
+    };
+    const c = client({
+      baseUrl: trap.origin,
+      timeouts: { connectMs: 1_000, headersMs: 1_000, bodyMs: 1_000, totalMs: 1_500 },
+      retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+    });
+    try {
+      const err = await rejection(
+        c.downloadFacemap(`${trap.origin}/api/netverify/v2/scans/s1/data/facemap`, 's1'),
+      );
+      expect(err).toBeInstanceOf(JumioTimeoutError);
+      expect((err as JumioTimeoutError).phase).toBe('total');
+    } finally {
+      clearInterval(trickle);
+    }
+  });
+
+  it.each([
+    ['scanStatus', (c: UndiciJumioClient) => c.getScanStatus('a1b2c3')],
+    ['authRetrieval', (c: UndiciJumioClient) => c.getAuthentication('a1b2c3')],
+  ])('holds %s to the same total deadline', async (_op, call) => {
+    let trickle: NodeJS.Timeout | undefined;
+    trap.handler = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100000' });
+      trickle = setInterval(() => !res.destroyed && res.write(' '), 50);
+      res.on('close', () => clearInterval(trickle));
+    };
+    const c = client({
+      baseUrl: trap.origin,
+      timeouts: { connectMs: 1_000, headersMs: 1_000, bodyMs: 1_000, totalMs: 1_500 },
+      retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+    });
+    try {
+      const err = await rejection(call(c));
+      expect(err).toBeInstanceOf(JumioTimeoutError);
+      expect((err as JumioTimeoutError).phase).toBe('total');
+    } finally {
+      clearInterval(trickle);
+    }
+  });
+
   it('reports malformed JSON as an invalid response, without retrying', async () => {
     const { scanReference } = await createScan();
     await fault({ endpoint: 'scanStatus', kind: 'malformed' });

@@ -54,8 +54,20 @@ describe('loadConfig', () => {
     expect(config.database).toEqual({
       kind: 'postgres',
       url: 'postgres://vault@db:5432/vault',
+      migrationUrl: undefined,
       poolMax: 10,
+      // Every wait on the database is bounded by default.
+      timeouts: {
+        connectMs: 5_000,
+        statementMs: 10_000,
+        queryMs: 15_000,
+        idleInTransactionMs: 60_000,
+        migrationMs: 600_000,
+      },
     });
+    expect(config.aws).toEqual({ connectMs: 3_000, requestMs: 30_000, socketMs: 30_000 });
+    expect(config.jumioRequestDeadlineMs).toBe(60_000);
+    expect(config.shutdownCloseTimeoutMs).toBe(15_000);
     expect(config.blobs).toMatchObject({
       kind: 's3',
       bucket: 'facemaps',
@@ -100,6 +112,35 @@ describe('loadConfig', () => {
         'S3_BUCKET: required when BLOB_STORE=s3',
         'AWS_REGION: required when BLOB_STORE=s3',
       ]),
+    );
+  });
+
+  it('reads the migration role and the timeouts, and refuses a migration URL alone', () => {
+    const config = loadConfig({
+      DATABASE_URL: 'postgres://app@db/vault',
+      DATABASE_MIGRATION_URL: 'postgres://owner@db/vault',
+      DATABASE_CONNECT_TIMEOUT_MS: '2000',
+      DATABASE_QUERY_TIMEOUT_MS: '30000',
+      AWS_SOCKET_TIMEOUT_MS: '5000',
+      JUMIO_REQUEST_DEADLINE_MS: '90000',
+      SHUTDOWN_CLOSE_TIMEOUT_MS: '3000',
+      VAULT_API_KEYS: `ops:admin:${'a'.repeat(64)}`,
+    });
+    expect(config.database).toMatchObject({
+      migrationUrl: 'postgres://owner@db/vault',
+      timeouts: { connectMs: 2_000, queryMs: 30_000 },
+    });
+    expect(config.aws.socketMs).toBe(5_000);
+    expect(config.jumioRequestDeadlineMs).toBe(90_000);
+    expect(config.shutdownCloseTimeoutMs).toBe(3_000);
+    expect(problemsOf({ DATABASE_MIGRATION_URL: 'postgres://owner@db/vault' })).toContain(
+      'DATABASE_MIGRATION_URL: only with DATABASE_URL (the embedded ledger has no roles)',
+    );
+    expect(
+      problemsOf({ DATABASE_URL: 'postgres://a@db/v', DATABASE_MIGRATION_URL: 'mysql://x' }),
+    ).toContain('DATABASE_MIGRATION_URL: must be a postgres:// or postgresql:// URL');
+    expect(problemsOf({ AWS_REQUEST_TIMEOUT_MS: '0' }).map((p) => p.split(':')[0])).toContain(
+      'AWS_REQUEST_TIMEOUT_MS',
     );
   });
 

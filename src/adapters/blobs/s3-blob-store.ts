@@ -15,6 +15,7 @@ import {
 } from '@aws-sdk/client-s3';
 
 import { BlobNotFoundError, DependencyError, VaultError } from '../../core/errors';
+import { awsRequestHandler, DEFAULT_AWS_TIMEOUTS, type AwsHttpTimeouts } from '../aws-http';
 import type { BlobListPage, BlobStore } from '../../core/ports';
 import { assertValidKey, assertValidPrefix, listLimit } from './keys';
 
@@ -34,6 +35,8 @@ export interface S3ClientOptions {
   forcePathStyle?: boolean;
   /** Defaults to the SDK's provider chain (environment, profile, instance role). */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Connection, request and socket timeouts; the documented defaults when omitted. */
+  timeouts?: AwsHttpTimeouts;
 }
 
 /** DeleteObjects accepts at most 1000 keys per request. */
@@ -41,14 +44,14 @@ const DELETE_BATCH = 1000;
 /** Passes over the version list; more than one only when writers race the delete. */
 const DELETE_PASSES = 5;
 
-/** Builds the S3 client; bounded timeouts so a stuck store fails /readyz instead of hanging it. */
+/** Builds the S3 client; bounded timeouts so a stuck store fails a call instead of hanging it. */
 export function createS3Client(options: S3ClientOptions): S3Client {
   return new S3Client({
     region: options.region,
     ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
     ...(options.forcePathStyle === undefined ? {} : { forcePathStyle: options.forcePathStyle }),
     ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
-    requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000 },
+    requestHandler: awsRequestHandler(options.timeouts ?? DEFAULT_AWS_TIMEOUTS),
   });
 }
 

@@ -12,9 +12,10 @@ import {
   DecryptCommand,
   EncryptCommand,
   GenerateDataKeyCommand,
-  type KMSClient,
+  KMSClient,
 } from '@aws-sdk/client-kms';
 import { DependencyError } from '../../core/errors';
+import { awsRequestHandler, DEFAULT_AWS_TIMEOUTS, type AwsHttpTimeouts } from '../aws-http';
 
 export interface LocalKeyringOptions {
   /** Identifies the key inside the ciphertext; changing it makes old blobs undecryptable. */
@@ -60,6 +61,26 @@ export interface KmsKeyringOptions {
   keyId: string;
   client: KMSClient;
   grantTokens?: string[];
+}
+
+export interface KmsClientOptions {
+  region?: string;
+  /** A VPC endpoint (or a test server); the regional endpoint when omitted. */
+  endpoint?: string;
+  /** Defaults to the SDK's provider chain (environment, profile, instance role). */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Connection, request and socket timeouts; the documented defaults when omitted. */
+  timeouts?: AwsHttpTimeouts;
+}
+
+/** The KMS client, with the same bounded timeouts as every AWS client of the vault. */
+export function createKmsClient(options: KmsClientOptions = {}): KMSClient {
+  return new KMSClient({
+    ...(options.region === undefined ? {} : { region: options.region }),
+    ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+    ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+    requestHandler: awsRequestHandler(options.timeouts ?? DEFAULT_AWS_TIMEOUTS),
+  });
 }
 
 const KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;

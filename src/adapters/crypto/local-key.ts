@@ -21,13 +21,28 @@ export class LocalKeyError extends VaultError {
   }
 }
 
+export interface LocalKeyOptions {
+  /**
+   * Why the key must already exist (the ledger holds data under it): then a missing file
+   * is refused with this reason instead of replaced by a new key that decrypts nothing.
+   */
+  mustExist?: string;
+}
+
 /**
  * Reads the key at `file`; when there is none, generates one with mode 0600 and warns
  * loudly. Refuses a file that is unreadable, malformed, or readable by group or others.
  */
-export async function loadOrCreateLocalKey(file: string, logger: Logger): Promise<Uint8Array> {
+export async function loadOrCreateLocalKey(
+  file: string,
+  logger: Logger,
+  options: LocalKeyOptions = {},
+): Promise<Uint8Array> {
   const existing = await readKeyFile(file);
   if (existing) return existing;
+  if (options.mustExist !== undefined) {
+    throw new LocalKeyError(file, `is missing, so no new key is generated: ${options.mustExist}`);
+  }
 
   const key = randomBytes(KEY_BYTES);
   const created = await createKeyFile(file, key);

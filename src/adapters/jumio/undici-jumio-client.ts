@@ -59,6 +59,11 @@ export interface JumioTimeouts {
   headersMs: number;
   /** Between two chunks of the body (undici's bodyTimeout). */
   bodyMs: number;
+  /**
+   * The whole attempt, body included: idle timeouts alone never end a server that
+   * trickles a byte a second (JUMIO_REQUEST_DEADLINE_MS). Defaults to 60 s.
+   */
+  totalMs?: number;
 }
 
 export interface UndiciJumioClientOptions {
@@ -80,10 +85,11 @@ export interface UndiciJumioClientOptions {
   random?: () => number;
 }
 
-export const DEFAULT_JUMIO_TIMEOUTS: JumioTimeouts = {
+export const DEFAULT_JUMIO_TIMEOUTS: Required<JumioTimeouts> = {
   connectMs: 5_000,
   headersMs: 15_000,
   bodyMs: 30_000,
+  totalMs: 60_000,
 };
 
 /** JSON answers are small; a larger one is a fault, not something to buffer. */
@@ -199,7 +205,7 @@ export class UndiciJumioClient implements JumioApi {
   private readonly adminAuth: string;
   private readonly userAgent: string;
   private readonly facemapMaxBytes: number;
-  private readonly timeouts: JumioTimeouts;
+  private readonly timeouts: Required<JumioTimeouts>;
   private readonly retry: RetryPolicy;
   private readonly dispatcher: Dispatcher;
   private readonly ownsDispatcher: boolean;
@@ -246,7 +252,7 @@ export class UndiciJumioClient implements JumioApi {
       throw new JumioConfigurationError('facemapMaxBytes must be a positive integer');
     }
     this.facemapMaxBytes = options.facemapMaxBytes;
-    this.timeouts = options.timeouts ?? DEFAULT_JUMIO_TIMEOUTS;
+    this.timeouts = { ...DEFAULT_JUMIO_TIMEOUTS, ...options.timeouts };
     this.retry = options.retry ?? DEFAULT_RETRY;
     if (!Number.isInteger(this.retry.maxAttempts) || this.retry.maxAttempts < 1) {
       throw new JumioConfigurationError('retry.maxAttempts must be an integer >= 1');
@@ -500,9 +506,16 @@ export class UndiciJumioClient implements JumioApi {
     read: (res: Dispatcher.ResponseData) => Promise<T>,
   ): Promise<T> {
     const { origin, path } = this.target(call.path);
+    // One deadline over the whole attempt: connect, headers and every chunk of the body.
+    const deadline = AbortSignal.timeout(this.timeouts.totalMs);
+    const failure = (err: unknown) =>
+      deadline.aborted
+        ? new JumioTimeoutError(call.operation, 'total', { cause: err })
+        : transportError(call.operation, err);
     let res: Dispatcher.ResponseData;
     try {
       res = await this.dispatcher.request({
+        signal: deadline,
         origin,
         path,
         method: call.method,
@@ -517,13 +530,14 @@ export class UndiciJumioClient implements JumioApi {
         bodyTimeout: this.timeouts.bodyMs,
       });
     } catch (err) {
-      throw transportError(call.operation, err);
+      throw failure(err);
     }
     try {
       return await read(res);
     } catch (err) {
       discard(res.body);
-      throw transportError(call.operation, err);
+      if (err instanceof JumioError) throw err;
+      throw failure(err);
     }
   }
 

@@ -1,8 +1,14 @@
+import { VaultError } from '../../core/errors';
 import type { SqlDatabase } from './sql';
 
 /**
  * Versioned migrations. Append only: a migration that has landed is never edited, the
  * next change is a new version. Both PostgreSQL and PGlite run the same SQL.
+ *
+ * On PostgreSQL a migration role owns the tables and the vault runs as a runtime role
+ * that only reads and writes rows (docs/postgres-roles.sql grants it, by default
+ * privileges, SELECT, INSERT, UPDATE, DELETE on every new table). A table the runtime role
+ * must not rewrite revokes those privileges in its own migration, as version 4 does.
  */
 export interface Migration {
   version: number;
@@ -168,6 +174,36 @@ export const migrations: readonly Migration[] = [
     `,
   },
   {
+    version: 4,
+    name: 'audit_events: refuse TRUNCATE; only the owner may rewrite the trail and the versions',
+    sql: `
+      -- The row-level trigger does not fire on TRUNCATE, which would empty the trail.
+      CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
+        FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only();
+
+      -- Default privileges give the runtime role every row privilege on new tables: take
+      -- back from every role but the owner what it must not do to the trail and versions.
+      DO $$
+      DECLARE
+        r record;
+      BEGIN
+        FOR r IN
+          SELECT DISTINCT c.relname, acl.grantee
+            FROM pg_class c, aclexplode(c.relacl) acl
+           WHERE c.oid IN ('audit_events'::regclass, 'schema_migrations'::regclass)
+             AND acl.grantee <> c.relowner
+        LOOP
+          EXECUTE format(
+            'REVOKE %s ON %I FROM %s',
+            CASE WHEN r.relname = 'audit_events' THEN 'UPDATE, DELETE, TRUNCATE'
+                 ELSE 'INSERT, UPDATE, DELETE, TRUNCATE' END,
+            r.relname,
+            CASE WHEN r.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r.grantee)) END);
+        END LOOP;
+      END $$;
+    `,
+  },
+  {
     version: 5,
     name: 'authentication: results, reconciliation, deletion at Jumio, idempotency, notifications',
     sql: `
@@ -248,14 +284,73 @@ export const migrations: readonly Migration[] = [
 const MIGRATION_LOCK_KEY = 7_340_021_911;
 
 /**
+ * Migrations are pending, and the connected role may not apply them (the runtime role):
+ * the message tells the operator what to run.
+ */
+export class MigrationsPendingError extends VaultError {
+  constructor(
+    readonly pending: number[],
+    role: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      'ledger_migrations_pending',
+      `the ledger needs migration(s) ${pending.join(', ')}, which the database role ` +
+        `${JSON.stringify(role)} may not apply: run \`npm run migrate\` with DATABASE_MIGRATION_URL ` +
+        'set to the migration role (the one that owns the tables; see docs/postgres-roles.sql), ' +
+        'or set DATABASE_MIGRATION_URL for the vault, then start it again',
+      options,
+    );
+  }
+}
+
+/** Versions of `list` not applied yet; reads only, so a role without CREATE can ask. */
+export async function pendingMigrations(
+  db: SqlDatabase,
+  list: readonly Migration[] = migrations,
+): Promise<number[]> {
+  const { rows } = await db.query<{ table: string | null }>(
+    "SELECT to_regclass('schema_migrations')::text AS table",
+  );
+  const applied = new Set<number>();
+  if (rows[0]?.table) {
+    const done = await db.query<{ version: number }>('SELECT version FROM schema_migrations');
+    for (const r of done.rows) applied.add(Number(r.version));
+  }
+  return list
+    .map((m) => m.version)
+    .filter((v) => !applied.has(v))
+    .sort((a, b) => a - b);
+}
+
+/** insufficient_privilege (42501): permission denied, must be owner. */
+function isPrivilegeError(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === '42501';
+}
+
+/**
  * Applies the pending migrations in order, in one transaction under a transaction-scoped
  * advisory lock, so replicas that start together apply each version exactly once.
- * Returns the versions this call applied.
+ * Returns the versions this call applied. When nothing is pending it only reads, so the
+ * runtime role (which may not create tables) starts on a current ledger; when something
+ * is pending and the role may not apply it, throws MigrationsPendingError.
  */
 export async function runMigrations(
   db: SqlDatabase,
   list: readonly Migration[] = migrations,
 ): Promise<number[]> {
+  const pending = await pendingMigrations(db, list);
+  if (pending.length === 0) return [];
+  try {
+    return await applyMigrations(db, list);
+  } catch (error) {
+    if (!isPrivilegeError(error)) throw error;
+    const { rows } = await db.query<{ role: string }>('SELECT current_user AS role');
+    throw new MigrationsPendingError(pending, rows[0]?.role ?? 'unknown', { cause: error });
+  }
+}
+
+function applyMigrations(db: SqlDatabase, list: readonly Migration[]): Promise<number[]> {
   return db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
     await tx.exec(`

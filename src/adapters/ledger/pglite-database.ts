@@ -1,6 +1,7 @@
 import type { PGlite, Transaction } from '@electric-sql/pglite' with {
   'resolution-mode': 'import',
 };
+import { lockDataDir, type DataDirLock } from './data-dir-lock';
 import type { SqlClient, SqlDatabase, SqlResult } from './sql';
 
 function wrap(db: PGlite | Transaction): SqlClient {
@@ -17,23 +18,33 @@ function wrap(db: PGlite | Transaction): SqlClient {
 
 /**
  * Embedded PostgreSQL (WebAssembly) in a data directory: the zero-configuration ledger.
- * One connection only; PGlite serialises transactions itself.
+ * One connection only; PGlite serialises transactions itself. The data directory is locked
+ * for as long as it is open: a second process would silently lose its writes.
  */
 export class PgliteDatabase implements SqlDatabase {
   readonly kind = 'pglite';
   private readonly direct: SqlClient;
 
-  private constructor(private readonly db: PGlite) {
+  private constructor(
+    private readonly db: PGlite,
+    private readonly lock: DataDirLock | undefined,
+  ) {
     this.direct = wrap(db);
   }
 
-  /** `dataDir` undefined -> in memory (tests). */
+  /** `dataDir` undefined -> in memory (tests). Throws DataDirLockedError when in use. */
   static async open(dataDir?: string): Promise<PgliteDatabase> {
-    // PGlite loads its WebAssembly through a dynamic import, so it is imported lazily
-    // (under jest this needs NODE_OPTIONS=--experimental-vm-modules).
-    const { PGlite } = await import('@electric-sql/pglite');
-    const db = await PGlite.create(dataDir);
-    return new PgliteDatabase(db);
+    const lock = dataDir === undefined ? undefined : lockDataDir(dataDir);
+    try {
+      // PGlite loads its WebAssembly through a dynamic import, so it is imported lazily
+      // (under jest this needs NODE_OPTIONS=--experimental-vm-modules).
+      const { PGlite } = await import('@electric-sql/pglite');
+      const db = await PGlite.create(dataDir);
+      return new PgliteDatabase(db, lock);
+    } catch (error) {
+      lock?.release();
+      throw error;
+    }
   }
 
   query<R>(sql: string, params?: unknown[]): Promise<SqlResult<R>> {
@@ -44,11 +55,19 @@ export class PgliteDatabase implements SqlDatabase {
     return this.direct.exec(sql);
   }
 
+  async ping(): Promise<void> {
+    await this.db.query('SELECT 1 FROM schema_migrations LIMIT 1');
+  }
+
   transaction<T>(fn: (client: SqlClient) => Promise<T>): Promise<T> {
     return this.db.transaction((tx) => fn(wrap(tx)));
   }
 
   async close(): Promise<void> {
-    if (!this.db.closed) await this.db.close();
+    try {
+      if (!this.db.closed) await this.db.close();
+    } finally {
+      this.lock?.release();
+    }
   }
 }

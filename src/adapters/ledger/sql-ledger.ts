@@ -775,6 +775,24 @@ function ledgerTx(sql: SqlClient): LedgerTx {
   };
 }
 
+/** What the ledger holds encrypted: wrapped vault keys, and live blobs by key id. */
+export interface HeldCiphertexts {
+  vaultKeys: number;
+  blobsByKeyId: Record<string, number>;
+}
+
+/** Read at start-up, before the envelope exists, to tell a new ledger from a keyed one. */
+export async function heldCiphertexts(db: SqlClient): Promise<HeldCiphertexts> {
+  const keys = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM vault_keys');
+  const blobs = await db.query<{ key_id: string | null; n: number }>(
+    `SELECT key_id, count(*)::int AS n FROM enrollments
+      WHERE blob_key IS NOT NULL AND blob_destroyed_at IS NULL GROUP BY key_id`,
+  );
+  const blobsByKeyId: Record<string, number> = {};
+  for (const row of blobs.rows) blobsByKeyId[row.key_id ?? 'unknown'] = Number(row.n);
+  return { vaultKeys: Number(keys.rows[0]?.n ?? 0), blobsByKeyId };
+}
+
 /** The Ledger port over either SQL driver: the same statements for pg and PGlite. */
 export class SqlLedger implements Ledger {
   constructor(readonly db: SqlDatabase) {}
@@ -785,8 +803,9 @@ export class SqlLedger implements Ledger {
 
   async ping(): Promise<void> {
     try {
-      await this.db.query('SELECT 1 FROM schema_migrations LIMIT 1');
+      await this.db.ping();
     } catch (error) {
+      if (error instanceof DependencyError) throw error;
       throw new DependencyError('ledger', 'query failed', { cause: error });
     }
   }

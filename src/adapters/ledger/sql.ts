@@ -18,5 +18,7 @@ export interface SqlDatabase extends SqlClient {
   readonly kind: 'postgres' | 'pglite';
   /** BEGIN ... COMMIT around `fn`; ROLLBACK and rethrow when it throws. */
   transaction<T>(fn: (client: SqlClient) => Promise<T>): Promise<T>;
+  /** A cheap, time-bounded query proving the database answers (readiness). */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
