@@ -269,17 +269,52 @@ function jumioConfig(env: Env, problems: string[]): JumioConfig {
   };
 }
 
+/** The ledger's settings alone: what commands that only touch the ledger need. */
+export type LedgerConfig = Pick<VaultConfig, 'dataDir' | 'database'>;
+
+const ledgerSchema = envSchema.pick({
+  VAULT_DATA_DIR: true,
+  DATABASE_URL: true,
+  DATABASE_POOL_MAX: true,
+});
+
+function ledgerSection(env: z.output<typeof ledgerSchema>, problems: string[]): LedgerConfig {
+  if (env.DATABASE_URL && !/^postgres(ql)?:\/\//.test(env.DATABASE_URL)) {
+    problems.push('DATABASE_URL: must be a postgres:// or postgresql:// URL');
+  }
+  const dataDir = path.resolve(env.VAULT_DATA_DIR ?? './data');
+  return {
+    dataDir,
+    database: env.DATABASE_URL
+      ? { kind: 'postgres', url: env.DATABASE_URL, poolMax: env.DATABASE_POOL_MAX }
+      : { kind: 'pglite', dataDir: path.join(dataDir, 'ledger') },
+  };
+}
+
+function issuesOf(error: z.ZodError): ConfigError {
+  return new ConfigError(error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
+}
+
+/**
+ * Parses only the ledger's variables (same schema, same rules as loadConfig), for
+ * commands such as `vault migrate` that must not demand unrelated settings.
+ */
+export function loadLedgerConfig(source: NodeJS.ProcessEnv = process.env): LedgerConfig {
+  const parsed = ledgerSchema.safeParse(source);
+  if (!parsed.success) throw issuesOf(parsed.error);
+  const problems: string[] = [];
+  const ledger = ledgerSection(parsed.data, problems);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return ledger;
+}
+
 /** Parses the environment; throws ConfigError naming every invalid or missing variable. */
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): VaultConfig {
   const parsed = envSchema.safeParse(source);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`),
-    );
-  }
+  if (!parsed.success) throw issuesOf(parsed.error);
   const env = parsed.data;
   const problems: string[] = [];
-  const dataDir = path.resolve(env.VAULT_DATA_DIR ?? './data');
+  const { dataDir, database } = ledgerSection(env, problems);
 
   if (env.BLOB_STORE === 's3' && !env.S3_BUCKET) {
     problems.push('S3_BUCKET: required when BLOB_STORE=s3');
@@ -289,9 +324,6 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): VaultConfig
   }
   if (env.KMS_KEY_ID && !env.AWS_REGION) {
     problems.push('AWS_REGION: required when KMS_KEY_ID is set');
-  }
-  if (env.DATABASE_URL && !/^postgres(ql)?:\/\//.test(env.DATABASE_URL)) {
-    problems.push('DATABASE_URL: must be a postgres:// or postgresql:// URL');
   }
   const s3Prefix = env.S3_PREFIX ?? '';
   if (s3Prefix && !/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*\/?$/.test(s3Prefix)) {
@@ -321,9 +353,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): VaultConfig
     logLevel: env.LOG_LEVEL,
     dataDir,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
-    database: env.DATABASE_URL
-      ? { kind: 'postgres', url: env.DATABASE_URL, poolMax: env.DATABASE_POOL_MAX }
-      : { kind: 'pglite', dataDir: path.join(dataDir, 'ledger') },
+    database,
     blobs:
       env.BLOB_STORE === 's3'
         ? {

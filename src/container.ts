@@ -4,7 +4,7 @@ import { FsBlobStore } from './adapters/blobs/fs-blob-store';
 import { createS3Client, S3BlobStore } from './adapters/blobs/s3-blob-store';
 import { EncryptionSdkEnvelope } from './adapters/crypto/encryption-sdk-envelope';
 import { kmsKeyring, localKeyring } from './adapters/crypto/keyrings';
-import { loadOrCreateLocalKey } from './adapters/crypto/local-key';
+import { loadLocalKey, loadOrCreateLocalKey } from './adapters/crypto/local-key';
 import { runMigrations } from './adapters/ledger/migrations';
 import { PgDatabase } from './adapters/ledger/pg-database';
 import { PgliteDatabase } from './adapters/ledger/pglite-database';
@@ -15,7 +15,7 @@ import {
   type UndiciJumioClientOptions,
 } from './adapters/jumio/undici-jumio-client';
 import type { AppDeps } from './app';
-import type { JumioConfig, VaultConfig } from './config';
+import type { JumioConfig, LedgerConfig, VaultConfig } from './config';
 import { loadUserReferenceHasher } from './core/enrollment/context';
 import { EnrollmentPipeline, type PipelineOptions } from './core/enrollment/pipeline';
 import type { JumioApi } from './core/jumio';
@@ -37,12 +37,17 @@ export interface Container extends AppDeps {
   close(): Promise<void>;
 }
 
-/** Overrides for tests: pipeline hooks and retry schedules, an extra logger binding. */
+/** Start-up options, and overrides for tests (pipeline hooks, retry schedules, fault injection). */
 export interface ContainerOverrides {
   pipeline?: Partial<PipelineOptions>;
   /** Wraps the configured blob store (fault injection in tests). */
   wrapBlobs?: (blobs: BlobStore) => BlobStore;
   jumio?: Pick<UndiciJumioClientOptions, 'timeouts' | 'retry' | 'sleep'>;
+  /**
+   * Aborts start-up (SIGTERM while starting): checked between steps, so a step that has
+   * begun (opening the ledger, a migration) finishes and is closed, never left half-done.
+   */
+  signal?: AbortSignal;
 }
 
 /** The vault's own User-Agent towards the simulator (Jumio wants the business named). */
@@ -52,7 +57,7 @@ const SIMULATOR_USER_AGENT = 'FacemapVault Embedded/0.1.0';
 export const LOCAL_KEY_NAMESPACE = 'facemap-vault';
 export const LOCAL_KEY_NAME = 'local-master-key-v1';
 
-export async function openDatabase(config: VaultConfig): Promise<SqlDatabase> {
+export async function openDatabase(config: Pick<LedgerConfig, 'database'>): Promise<SqlDatabase> {
   if (config.database.kind === 'postgres') {
     return new PgDatabase({ connectionString: config.database.url, max: config.database.poolMax });
   }
@@ -60,7 +65,33 @@ export async function openDatabase(config: VaultConfig): Promise<SqlDatabase> {
   return PgliteDatabase.open(config.database.dataDir);
 }
 
-async function buildEnvelope(config: VaultConfig, logger: Logger): Promise<Envelope> {
+/**
+ * The ledger alone, for commands that need nothing else (the CLI). Applies pending
+ * migrations unless `migrate: false`; the caller closes `db`.
+ */
+export async function openLedger(
+  config: Pick<LedgerConfig, 'database'>,
+  options: { migrate?: boolean } = {},
+): Promise<{ db: SqlDatabase; ledger: SqlLedger; applied: number[] }> {
+  const db = await openDatabase(config);
+  try {
+    const applied = options.migrate === false ? [] : await runMigrations(db);
+    return { db, ledger: new SqlLedger(db), applied };
+  } catch (error) {
+    await db.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * The envelope under the current key. `createLocalKey: false` (checks that must change
+ * nothing) refuses a missing local key file instead of generating one.
+ */
+export async function buildEnvelope(
+  config: Pick<VaultConfig, 'envelope' | 'facemapMaxBytes'>,
+  logger: Logger,
+  options: { createLocalKey?: boolean } = {},
+): Promise<Envelope> {
   const maxPlaintextBytes = config.facemapMaxBytes;
   if (config.envelope.kind === 'kms') {
     const client = new KMSClient(config.envelope.region ? { region: config.envelope.region } : {});
@@ -71,7 +102,10 @@ async function buildEnvelope(config: VaultConfig, logger: Logger): Promise<Envel
       maxPlaintextBytes,
     });
   }
-  const masterKey = await loadOrCreateLocalKey(config.envelope.keyFile, logger);
+  const masterKey =
+    options.createLocalKey === false
+      ? await loadLocalKey(config.envelope.keyFile)
+      : await loadOrCreateLocalKey(config.envelope.keyFile, logger);
   return new EncryptionSdkEnvelope({
     keyring: localKeyring({
       keyName: LOCAL_KEY_NAME,
@@ -83,7 +117,7 @@ async function buildEnvelope(config: VaultConfig, logger: Logger): Promise<Envel
   });
 }
 
-function buildBlobStore(config: VaultConfig): BlobStore {
+export function buildBlobStore(config: Pick<VaultConfig, 'blobs'>): BlobStore {
   const blobs = config.blobs;
   if (blobs.kind === 'fs') return new FsBlobStore(blobs.root);
   const client = createS3Client({
@@ -99,6 +133,15 @@ function buildBlobStore(config: VaultConfig): BlobStore {
   });
 }
 
+/** The client for a configured (remote) Jumio; the caller closes it. */
+export function buildRemoteJumio(
+  config: Extract<JumioConfig, { mode: 'remote' }>,
+  facemapMaxBytes: number,
+  overrides: ContainerOverrides['jumio'] = {},
+): UndiciJumioClient {
+  return new UndiciJumioClient({ ...config, facemapMaxBytes, ...overrides });
+}
+
 async function buildJumio(
   config: JumioConfig,
   facemapMaxBytes: number,
@@ -106,10 +149,7 @@ async function buildJumio(
   overrides: ContainerOverrides['jumio'] = {},
 ): Promise<{ jumio: UndiciJumioClient; simulator: RunningSimulator | undefined }> {
   if (config.mode === 'remote') {
-    return {
-      jumio: new UndiciJumioClient({ ...config, facemapMaxBytes, ...overrides }),
-      simulator: undefined,
-    };
+    return { jumio: buildRemoteJumio(config, facemapMaxBytes, overrides), simulator: undefined };
   }
   const simulator = await startSimulator({
     port: config.simulatorPort,
@@ -145,6 +185,8 @@ export async function buildContainer(
   logger: Logger,
   overrides: ContainerOverrides = {},
 ): Promise<Container> {
+  const { signal } = overrides;
+  signal?.throwIfAborted();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const envelope = await buildEnvelope(config, logger);
   const configuredBlobs = buildBlobStore(config);
@@ -166,12 +208,16 @@ export async function buildContainer(
     for (const close of closers.reverse()) await close().catch(() => undefined);
   };
   try {
+    signal?.throwIfAborted();
     const db = await openDatabase(config);
     closers.push(() => db.close());
+    signal?.throwIfAborted();
     const applied = await runMigrations(db);
     if (applied.length > 0) logger.info({ applied }, 'ledger migrations applied');
+    signal?.throwIfAborted();
     const ledger = new SqlLedger(db);
     const hashUserReference = await loadUserReferenceHasher(ledger, envelope);
+    signal?.throwIfAborted();
 
     const clock = systemClock;
     const intake = {
