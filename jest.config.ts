@@ -5,6 +5,8 @@ const config: Config = {
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] },
+  // Builds dist/ when stale: process tests run the compiled vault and CLI.
+  globalSetup: '<rootDir>/test/global-setup.ts',
   // PGlite boots in a few seconds and s3rver/simulator tests do real I/O.
   testTimeout: 30_000,
   // Two cores here; more workers only contend.
