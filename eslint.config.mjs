@@ -61,6 +61,11 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': ['error', coreForbidden] },
   },
   {
+    // Plain Node scripts that run before anything is compiled (npm pre-hooks).
+    files: ['scripts/**/*.mjs'],
+    languageOptions: { globals: { process: 'readonly' } },
+  },
+  {
     // Scripts and the simulator's CLI print to the terminal on purpose.
     files: ['scripts/**/*.ts', 'src/cli/**/*.ts', 'src/simulator/main.ts'],
     rules: { 'no-console': 'off' },

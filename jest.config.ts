@@ -7,6 +7,8 @@ const config: Config = {
   // Checks the responses each test file's vaults sent against the OpenAPI description.
   setupFilesAfterEnv: ['<rootDir>/test/helpers/conformance-setup.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] },
+  // Builds dist/ when stale: process tests run the compiled vault and CLI.
+  globalSetup: '<rootDir>/test/global-setup.ts',
   // PGlite boots in a few seconds and s3rver/simulator tests do real I/O.
   testTimeout: 30_000,
   // Two cores here; more workers only contend.

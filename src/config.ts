@@ -435,6 +435,54 @@ function notificationConfig(env: Env, problems: string[]): NotificationConfig {
   return { defaultUrl, secret, allowedOrigins };
 }
 
+/** The ledger's settings alone: what commands that only touch the ledger need. */
+export type LedgerConfig = Pick<VaultConfig, 'dataDir' | 'database'>;
+
+const ledgerSchema = envSchema.pick({
+  VAULT_DATA_DIR: true,
+  DATABASE_URL: true,
+  DATABASE_MIGRATION_URL: true,
+  DATABASE_POOL_MAX: true,
+  DATABASE_CONNECT_TIMEOUT_MS: true,
+  DATABASE_STATEMENT_TIMEOUT_MS: true,
+  DATABASE_QUERY_TIMEOUT_MS: true,
+  DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: true,
+  DATABASE_MIGRATION_TIMEOUT_MS: true,
+});
+
+function ledgerSection(env: z.output<typeof ledgerSchema>, problems: string[]): LedgerConfig {
+  if (env.DATABASE_URL && !/^postgres(ql)?:\/\//.test(env.DATABASE_URL)) {
+    problems.push('DATABASE_URL: must be a postgres:// or postgresql:// URL');
+  }
+  if (env.DATABASE_MIGRATION_URL && !/^postgres(ql)?:\/\//.test(env.DATABASE_MIGRATION_URL)) {
+    problems.push('DATABASE_MIGRATION_URL: must be a postgres:// or postgresql:// URL');
+  }
+  if (env.DATABASE_MIGRATION_URL && !env.DATABASE_URL) {
+    problems.push(
+      'DATABASE_MIGRATION_URL: only with DATABASE_URL (the embedded ledger has no roles)',
+    );
+  }
+  const dataDir = path.resolve(env.VAULT_DATA_DIR ?? './data');
+  return {
+    dataDir,
+    database: env.DATABASE_URL
+      ? {
+          kind: 'postgres',
+          url: env.DATABASE_URL,
+          migrationUrl: env.DATABASE_MIGRATION_URL,
+          poolMax: env.DATABASE_POOL_MAX,
+          timeouts: {
+            connectMs: env.DATABASE_CONNECT_TIMEOUT_MS,
+            statementMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
+            queryMs: env.DATABASE_QUERY_TIMEOUT_MS,
+            idleInTransactionMs: env.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+            migrationMs: env.DATABASE_MIGRATION_TIMEOUT_MS,
+          },
+        }
+      : { kind: 'pglite', dataDir: path.join(dataDir, 'ledger') },
+  };
+}
+
 function issuesOf(error: z.ZodError): Array<{ name: string; problem: string }> {
   return error.issues.map((issue) => ({
     name: String(issue.path[0] ?? ''),
@@ -443,21 +491,25 @@ function issuesOf(error: z.ZodError): Array<{ name: string; problem: string }> {
 }
 
 /**
- * Parses the environment; throws ConfigError naming every invalid or missing variable at
- * once: the rules across variables are checked too, with each invalid variable taken as
- * unset (and no further problem reported about it).
+ * Parses `source` with `schema` and builds the configuration; throws ConfigError naming
+ * every invalid or missing variable at once: the rules across variables are checked too,
+ * with each invalid variable taken as unset (and no further problem reported about it).
  */
-export function loadConfig(source: NodeJS.ProcessEnv = process.env): VaultConfig {
-  const first = envSchema.safeParse(source);
+function parseReportingAll<S extends z.ZodType<Record<string, unknown>>, T>(
+  schema: S,
+  source: NodeJS.ProcessEnv,
+  build: (env: z.output<S>, problems: string[]) => T,
+): T {
+  const first = schema.safeParse(source);
   const invalid = first.success ? [] : issuesOf(first.error);
   const invalidNames = new Set(invalid.map((i) => i.name));
   const env = first.success
     ? first.data
-    : envSchema.parse(
+    : schema.parse(
         Object.fromEntries(Object.entries(source).filter(([name]) => !invalidNames.has(name))),
       );
   const crossField: string[] = [];
-  const config = buildConfig(env, crossField);
+  const config = build(env, crossField);
   const problems = [
     ...invalid.map((i) => i.problem),
     ...crossField.filter((p) => !invalidNames.has(p.slice(0, p.indexOf(':')))),
@@ -466,8 +518,21 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): VaultConfig
   return config;
 }
 
+/** The whole configuration, for the server. */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): VaultConfig {
+  return parseReportingAll(envSchema, source, buildConfig);
+}
+
+/**
+ * Only the ledger's variables (same schema, same rules as loadConfig), for commands such
+ * as `vault migrate` that must not demand unrelated settings.
+ */
+export function loadLedgerConfig(source: NodeJS.ProcessEnv = process.env): LedgerConfig {
+  return parseReportingAll(ledgerSchema, source, ledgerSection);
+}
+
 function buildConfig(env: Env, problems: string[]): VaultConfig {
-  const dataDir = path.resolve(env.VAULT_DATA_DIR ?? './data');
+  const { dataDir, database } = ledgerSection(env, problems);
   const production = env.NODE_ENV === 'production' && !env.VAULT_ALLOW_DEVELOPMENT_DEFAULTS;
 
   if (env.BLOB_STORE === 's3' && !env.S3_BUCKET) {
@@ -482,17 +547,6 @@ function buildConfig(env: Env, problems: string[]): VaultConfig {
   if (production && !env.KMS_KEY_ID) {
     problems.push(
       `KMS_KEY_ID: required when NODE_ENV=production (a local master key file ${DEVELOPMENT_ONLY})`,
-    );
-  }
-  if (env.DATABASE_URL && !/^postgres(ql)?:\/\//.test(env.DATABASE_URL)) {
-    problems.push('DATABASE_URL: must be a postgres:// or postgresql:// URL');
-  }
-  if (env.DATABASE_MIGRATION_URL && !/^postgres(ql)?:\/\//.test(env.DATABASE_MIGRATION_URL)) {
-    problems.push('DATABASE_MIGRATION_URL: must be a postgres:// or postgresql:// URL');
-  }
-  if (env.DATABASE_MIGRATION_URL && !env.DATABASE_URL) {
-    problems.push(
-      'DATABASE_MIGRATION_URL: only with DATABASE_URL (the embedded ledger has no roles)',
     );
   }
   if (production && !env.DATABASE_URL) {
@@ -551,21 +605,7 @@ function buildConfig(env: Env, problems: string[]): VaultConfig {
     },
     readinessCacheMs: env.READINESS_CACHE_MS,
     audit: { denialIntervalMs: env.AUDIT_DENIAL_INTERVAL_MS },
-    database: env.DATABASE_URL
-      ? {
-          kind: 'postgres',
-          url: env.DATABASE_URL,
-          migrationUrl: env.DATABASE_MIGRATION_URL,
-          poolMax: env.DATABASE_POOL_MAX,
-          timeouts: {
-            connectMs: env.DATABASE_CONNECT_TIMEOUT_MS,
-            statementMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
-            queryMs: env.DATABASE_QUERY_TIMEOUT_MS,
-            idleInTransactionMs: env.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
-            migrationMs: env.DATABASE_MIGRATION_TIMEOUT_MS,
-          },
-        }
-      : { kind: 'pglite', dataDir: path.join(dataDir, 'ledger') },
+    database,
     blobs:
       env.BLOB_STORE === 's3'
         ? {

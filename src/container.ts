@@ -3,7 +3,7 @@ import { FsBlobStore } from './adapters/blobs/fs-blob-store';
 import { createS3Client, S3BlobStore } from './adapters/blobs/s3-blob-store';
 import { EncryptionSdkEnvelope } from './adapters/crypto/encryption-sdk-envelope';
 import { createKmsClient, kmsKeyring, localKeyring } from './adapters/crypto/keyrings';
-import { loadOrCreateLocalKey } from './adapters/crypto/local-key';
+import { loadLocalKey, loadOrCreateLocalKey } from './adapters/crypto/local-key';
 import { runMigrations } from './adapters/ledger/migrations';
 import {
   instrumentBlobStore,
@@ -27,7 +27,7 @@ import {
   type WebhookTimeouts,
 } from './adapters/notifications/webhook-sender';
 import type { AppDeps, DependencyTargets } from './app';
-import type { JumioConfig, VaultConfig } from './config';
+import type { JumioConfig, LedgerConfig, VaultConfig } from './config';
 import { AuthenticationJob, IdempotencyKeyPurge } from './core/authentication/reconcile';
 import { AuthenticationService } from './core/authentication/service';
 import { DenialAggregator } from './core/denials';
@@ -72,7 +72,7 @@ export interface Container extends AppDeps {
   close(): Promise<void>;
 }
 
-/** Overrides for tests: pipeline hooks and retry schedules, an extra logger binding. */
+/** Start-up options, and overrides for tests (pipeline hooks, retry schedules, fault injection). */
 export interface ContainerOverrides {
   pipeline?: Partial<PipelineOptions>;
   /** Wraps the configured blob store (fault injection in tests). */
@@ -84,6 +84,11 @@ export interface ContainerOverrides {
   wrapJumio?: (jumio: JumioApi) => JumioApi;
   authentications?: { backoff?: Backoff };
   notifications?: { backoff?: Backoff; timeouts?: WebhookTimeouts };
+  /**
+   * Aborts start-up (SIGTERM while starting): checked between steps, so a step that has
+   * begun (opening the ledger, a migration) finishes and is closed, never left half-done.
+   */
+  signal?: AbortSignal;
 }
 
 /** The configured master key does not decrypt what the ledger holds. */
@@ -113,7 +118,7 @@ export const LOCAL_KEY_NAME = 'local-master-key-v1';
  * answer on the client (a server that stops answering), a transaction left idle.
  */
 export async function openDatabase(
-  config: VaultConfig,
+  config: Pick<LedgerConfig, 'database'>,
   purpose: 'runtime' | 'migration' = 'runtime',
 ): Promise<SqlDatabase> {
   if (config.database.kind === 'postgres') {
@@ -177,7 +182,7 @@ export function dependencyTargets(config: VaultConfig): DependencyTargets {
 const LOCAL_KEY_ID = `local:${LOCAL_KEY_NAMESPACE}/${LOCAL_KEY_NAME}`;
 
 /** The setting (and file) an operator must look at for the configured master key. */
-function masterKeySource(config: VaultConfig): string {
+function masterKeySource(config: Pick<VaultConfig, 'envelope'>): string {
   return config.envelope.kind === 'kms'
     ? `KMS_KEY_ID (${config.envelope.keyId})`
     : `VAULT_LOCAL_KEY_FILE (${config.envelope.keyFile})`;
@@ -193,10 +198,34 @@ function describeHeld(held: HeldCiphertexts): string | undefined {
   return parts.join(', ');
 }
 
-async function buildEnvelope(
-  config: VaultConfig,
+/**
+ * The ledger alone, for commands that need nothing else (the CLI). Applies pending
+ * migrations (as the migration role) unless `migrate: false`; the caller closes `db`.
+ */
+export async function openLedger(
+  config: Pick<LedgerConfig, 'database'>,
+  options: { migrate?: boolean } = {},
+): Promise<{ db: SqlDatabase; ledger: SqlLedger; applied: number[] }> {
+  const migrate = options.migrate !== false;
+  const db = await openDatabase(config, migrate ? 'migration' : 'runtime');
+  try {
+    const applied = migrate ? await runMigrations(db) : [];
+    return { db, ledger: new SqlLedger(db), applied };
+  } catch (error) {
+    await db.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * The envelope under the current key. `held`: what the ledger already holds, so that no
+ * new local key is generated over it. `createLocalKey: false` (checks that must change
+ * nothing) refuses a missing local key file instead of generating one.
+ */
+export async function buildEnvelope(
+  config: Pick<VaultConfig, 'envelope' | 'facemapMaxBytes' | 'aws'>,
   logger: Logger,
-  held: HeldCiphertexts,
+  options: { held?: HeldCiphertexts; createLocalKey?: boolean } = {},
 ): Promise<Envelope> {
   const maxPlaintextBytes = config.facemapMaxBytes;
   if (config.envelope.kind === 'kms') {
@@ -213,19 +242,22 @@ async function buildEnvelope(
   }
   // A ledger that already holds ciphertexts needs the key they were written under: a new
   // one would decrypt none of them (and would be left behind as a trap).
-  const inLedger = describeHeld(held);
-  const masterKey = await loadOrCreateLocalKey(
-    config.envelope.keyFile,
-    logger,
-    inLedger === undefined
-      ? {}
-      : {
-          mustExist:
-            `the ledger already holds data encrypted under key id ${LOCAL_KEY_ID} (${inLedger}). ` +
-            'Restore the key file this data directory was created with (or point ' +
-            'VAULT_LOCAL_KEY_FILE at it).',
-        },
-  );
+  const inLedger = options.held && describeHeld(options.held);
+  const masterKey =
+    options.createLocalKey === false
+      ? await loadLocalKey(config.envelope.keyFile)
+      : await loadOrCreateLocalKey(
+          config.envelope.keyFile,
+          logger,
+          inLedger === undefined
+            ? {}
+            : {
+                mustExist:
+                  `the ledger already holds data encrypted under key id ${LOCAL_KEY_ID} (${inLedger}). ` +
+                  'Restore the key file this data directory was created with (or point ' +
+                  'VAULT_LOCAL_KEY_FILE at it).',
+              },
+        );
   return new EncryptionSdkEnvelope({
     keyring: localKeyring({
       keyName: LOCAL_KEY_NAME,
@@ -237,7 +269,7 @@ async function buildEnvelope(
   });
 }
 
-function buildBlobStore(config: VaultConfig): BlobStore {
+export function buildBlobStore(config: Pick<VaultConfig, 'blobs' | 'aws'>): BlobStore {
   const blobs = config.blobs;
   if (blobs.kind === 'fs') return new FsBlobStore(blobs.root);
   const client = createS3Client({
@@ -254,6 +286,15 @@ function buildBlobStore(config: VaultConfig): BlobStore {
   });
 }
 
+/** The client for a configured (remote) Jumio; the caller closes it. */
+export function buildRemoteJumio(
+  config: Extract<JumioConfig, { mode: 'remote' }>,
+  facemapMaxBytes: number,
+  overrides: ContainerOverrides['jumio'] = {},
+): UndiciJumioClient {
+  return new UndiciJumioClient({ ...config, facemapMaxBytes, ...overrides });
+}
+
 async function buildJumio(
   config: JumioConfig,
   facemapMaxBytes: number,
@@ -266,10 +307,7 @@ async function buildJumio(
     timeouts: { ...DEFAULT_JUMIO_TIMEOUTS, totalMs: requestDeadlineMs, ...given.timeouts },
   };
   if (config.mode === 'remote') {
-    return {
-      jumio: new UndiciJumioClient({ ...config, facemapMaxBytes, ...overrides }),
-      simulator: undefined,
-    };
+    return { jumio: buildRemoteJumio(config, facemapMaxBytes, overrides), simulator: undefined };
   }
   const simulator = await startSimulator({
     port: config.simulatorPort,
@@ -305,7 +343,10 @@ async function buildJumio(
  * the migration role (or the runtime role when none is configured: that works only while
  * no migration is pending, and otherwise fails naming `npm run migrate`).
  */
-async function migrateOnStart(config: VaultConfig, db: SqlDatabase): Promise<number[]> {
+async function migrateOnStart(
+  config: Pick<LedgerConfig, 'database'>,
+  db: SqlDatabase,
+): Promise<number[]> {
   if (config.database.kind !== 'postgres') return runMigrations(db);
   const migrationDb = await openDatabase(config, 'migration');
   try {
@@ -320,6 +361,8 @@ export async function buildContainer(
   logger: Logger,
   overrides: ContainerOverrides = {},
 ): Promise<Container> {
+  const { signal } = overrides;
+  signal?.throwIfAborted();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const metrics = new Metrics();
   const configuredBlobs = buildBlobStore(config);
@@ -347,13 +390,15 @@ export async function buildContainer(
     for (const close of closers.reverse()) await close().catch(() => undefined);
   };
   try {
+    signal?.throwIfAborted();
     const db = await openDatabase(config);
     closers.push(() => db.close());
+    signal?.throwIfAborted();
     const applied = await migrateOnStart(config, db);
     if (applied.length > 0) logger.info({ applied }, 'ledger migrations applied');
     // The envelope after the ledger: whether a key may be generated depends on its content.
     const envelope = instrumentEnvelope(
-      await buildEnvelope(config, logger, await heldCiphertexts(db)),
+      await buildEnvelope(config, logger, { held: await heldCiphertexts(db) }),
       metrics,
     );
     const ledger = instrumentLedger(new SqlLedger(db), metrics);
@@ -363,6 +408,7 @@ export async function buildContainer(
         throw new MasterKeyMismatchError(masterKeySource(config), envelope.keyId, error);
       },
     );
+    signal?.throwIfAborted();
 
     const clock = overrides.clock ?? systemClock;
     const intake = {

@@ -37,6 +37,19 @@ function listen(server: Server, port: number, host?: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  // Signal handlers come first: a supervisor's SIGTERM while the vault is still starting
+  // (ledger opening, migrations, simulator) must stop it cleanly, not kill it with 143.
+  let requested: string | undefined;
+  const startup = new AbortController();
+  let onStop: (signal: string) => void = () => startup.abort();
+  const request = (signal: string) => {
+    if (requested) return;
+    requested = signal;
+    onStop(signal);
+  };
+  process.on('SIGTERM', () => request('SIGTERM'));
+  process.on('SIGINT', () => request('SIGINT'));
+
   let config;
   try {
     config = loadConfig(process.env);
@@ -44,11 +57,21 @@ async function main(): Promise<void> {
     die(error instanceof ConfigError ? error.message : String(error));
   }
   const logger = createLogger(config.logLevel);
+  const stoppedWhileStarting = (): never => {
+    logger.info({ signal: requested }, 'stopped during start-up');
+    process.exit(0);
+  };
   let container;
   try {
-    container = await buildContainer(config, logger);
+    // Aborted between steps; whatever was opened is closed before this rejects.
+    container = await buildContainer(config, logger, { signal: startup.signal });
   } catch (error) {
+    if (startup.signal.aborted) stoppedWhileStarting();
     die(error instanceof Error ? error.message : String(error));
+  }
+  if (startup.signal.aborted) {
+    await container.close().catch(() => undefined);
+    stoppedWhileStarting();
   }
 
   const app = createApp(container);
@@ -57,6 +80,7 @@ async function main(): Promise<void> {
     await listen(server, config.port, config.host);
   } catch (error) {
     await container.close().catch(() => undefined);
+    if (startup.signal.aborted) stoppedWhileStarting();
     die(`PORT ${config.port}: ${error instanceof Error ? error.message : String(error)}`);
   }
   // /metrics on its own port, never where Jumio's callbacks arrive.
@@ -67,22 +91,14 @@ async function main(): Promise<void> {
           async (error: unknown) => {
             server.close();
             await container.close().catch(() => undefined);
+            if (startup.signal.aborted) stoppedWhileStarting();
             die(
               `METRICS_PORT ${config.metricsPort}: ${error instanceof Error ? error.message : String(error)}`,
             );
           },
         );
-  container.startWorkers();
-  const address = server.address();
-  logger.info(
-    { port: typeof address === 'object' && address ? address.port : config.port },
-    'facemap vault listening',
-  );
 
-  let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
     logger.info({ signal }, 'stopping: no new connections, finishing in-flight requests and work');
     void closeGracefully(server, config.shutdownTimeoutMs, () =>
       logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timeout: closing connections'),
@@ -109,8 +125,18 @@ async function main(): Promise<void> {
       }
     });
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  if (requested) {
+    // The signal came while binding the port: nothing served yet, close the same way.
+    stop(requested);
+    return;
+  }
+  onStop = stop;
+  container.startWorkers();
+  const address = server.address();
+  logger.info(
+    { port: typeof address === 'object' && address ? address.port : config.port },
+    'facemap vault listening',
+  );
 }
 
 void main();

@@ -13,18 +13,14 @@ import { ADMIN_TOKEN_FILE } from '../http/api-keys';
 import { createLogger } from '../logging';
 
 /**
- * `npm run demo`: whole onboardings, then authentications with the stored facemap, through
- * the vault on embedded defaults, over real HTTP, against the in-process Jumio simulator,
- * with a small calling service that verifies the signed notifications, in a fresh
- * temporary data directory.
- * Every step is checked, so the demo doubles as a smoke test: exit 0 when all held,
- * 1 with the failed expectation otherwise. Prints no facemap bytes, token or PII.
- *
- *   npm run demo              the demo; the data directory is removed at the end
- *   npm run demo -- --keep    keeps the data directory for inspection
- *   LOG_LEVEL=info npm run demo   also shows the vault's JSON logs (default: none)
+ * `vault demo` (`npm run demo`): whole onboardings, then authentications with the stored
+ * facemap, through the vault on embedded defaults, over real HTTP, against the in-process
+ * Jumio simulator, with a small calling service that verifies the signed notifications, in
+ * a fresh temporary data directory. Every step is checked, so the demo doubles as a smoke
+ * test: exit 0 when all held, 1 with the failed expectation otherwise. Prints no facemap
+ * bytes, token or PII. `--keep` keeps the data directory; LOG_LEVEL=info also shows the
+ * vault's JSON logs.
  */
-const USAGE = 'usage: npm run demo [-- --keep]';
 
 const USER = 'demo-user-1';
 const OTHER_USER = 'demo-user-2';
@@ -575,18 +571,8 @@ class Demo {
   }
 }
 
-async function main(): Promise<number> {
-  const args = process.argv.slice(2);
-  if (args.includes('-h') || args.includes('--help')) {
-    say(USAGE);
-    return 0;
-  }
-  const unknown = args.filter((a) => a !== '--keep');
-  if (unknown.length > 0) {
-    console.error(`demo: unknown argument ${unknown[0]}\n${USAGE}`);
-    return 2;
-  }
-  const keep = args.includes('--keep');
+export async function runDemo(options: { keep: boolean }): Promise<number> {
+  const { keep } = options;
 
   const dataDir = await mkdtemp(path.join(tmpdir(), 'facemap-vault-demo-'));
   say('facemap vault demo');
@@ -652,11 +638,3 @@ async function main(): Promise<number> {
     else await rm(dataDir, { recursive: true, force: true });
   }
 }
-
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    console.error(`demo FAILED: ${error instanceof Error ? error.message : String(error)}`);
-    process.exit(1);
-  },
-);

@@ -1,27 +1,28 @@
-import { runMigrations } from '../adapters/ledger/migrations';
-import { ConfigError, loadConfig } from '../config';
-import { openDatabase } from '../container';
+import { migrations } from '../adapters/ledger/migrations';
+import { loadLedgerConfig } from '../config';
+import { openLedger } from '../container';
+import type { Io } from './io';
 
-/** `npm run migrate`: applies pending ledger migrations (the vault also does at start-up). */
-async function main(): Promise<void> {
-  const config = loadConfig(process.env);
-  // As the migration role (DATABASE_MIGRATION_URL) when one is configured.
-  const db = await openDatabase(config, 'migration');
+/**
+ * `vault migrate`: applies pending ledger migrations (the vault also does at start-up).
+ * Reads only the ledger's settings, so it runs before the rest is configured.
+ */
+export async function migrate(options: { json: boolean }, io: Io): Promise<number> {
+  const config = loadLedgerConfig(io.env);
+  const { db, applied } = await openLedger(config);
   try {
-    const applied = await runMigrations(db);
-    console.log(
-      applied.length > 0
-        ? `applied migrations ${applied.join(', ')} to the ${db.kind} ledger`
-        : `the ${db.kind} ledger is up to date`,
-    );
+    const latest = Math.max(...migrations.map((m) => m.version));
+    if (options.json) {
+      io.out(JSON.stringify({ ledger: db.kind, applied, version: latest }));
+    } else {
+      io.out(
+        applied.length > 0
+          ? `applied migrations ${applied.join(', ')} to the ${db.kind} ledger (now at version ${latest})`
+          : `the ${db.kind} ledger is up to date (version ${latest})`,
+      );
+    }
+    return 0;
   } finally {
     await db.close();
   }
 }
-
-main().catch((error: unknown) => {
-  console.error(
-    `migrate failed: ${error instanceof ConfigError || error instanceof Error ? error.message : String(error)}`,
-  );
-  process.exit(1);
-});

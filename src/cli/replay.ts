@@ -1,68 +1,55 @@
 import { userInfo } from 'node:os';
-import { runMigrations } from '../adapters/ledger/migrations';
-import { SqlLedger } from '../adapters/ledger/sql-ledger';
-import { ConfigError, loadConfig } from '../config';
-import { openDatabase } from '../container';
+import { loadLedgerConfig } from '../config';
+import { openLedger } from '../container';
 import { replayFailed } from '../core/enrollment/admin';
 import { isValidUserReference } from '../core/enrollment/callback';
 import { systemClock } from '../core/ports';
+import type { Io } from './io';
 
-/**
- * `npm run replay -- <userReference>`: puts the user's FAILED enrollment back into the
- * pipeline at the step it failed in, with a fresh attempt budget, on the configured
- * ledger (the same as `POST /v1/enrollments/{userReference}/replay`). Audited as
- * `enrollment.replayed` by `cli:<os user>`. A running vault's workers pick it up.
- */
-const USAGE = 'usage: npm run replay -- <userReference>';
-
-function osUser(): string {
+function osUser(env: NodeJS.ProcessEnv): string {
   try {
     return userInfo().username || 'unknown';
   } catch {
-    return process.env.USER ?? 'unknown';
+    return env.USER ?? 'unknown';
   }
 }
 
-async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  if (args.includes('-h') || args.includes('--help')) {
-    console.log(USAGE);
-    return;
-  }
-  const [userReference] = args;
-  if (userReference === undefined || args.length !== 1) {
-    console.error(USAGE);
-    process.exit(2);
-  }
-  // Checked again by replayFailed; here first so a typo never opens the database.
+/**
+ * `vault replay <userReference>`: puts the user's FAILED enrollment back into the pipeline
+ * at the step it failed in, with a fresh attempt budget, on the configured ledger (the same
+ * as `POST /v1/enrollments/{userReference}/replay`). Audited as `enrollment.replayed` by
+ * `cli:<os user>`. A running vault's workers pick it up.
+ */
+export async function replay(
+  userReference: string,
+  options: { json: boolean },
+  io: Io,
+): Promise<number> {
+  // Checked again by replayFailed; here first so a typo never opens the database. The
+  // value is not echoed: a malformed reference may be PII.
   if (!isValidUserReference(userReference)) {
     throw new Error(
       'userReference must be 1-100 characters of letters, digits, . _ : - and not an email address or phone number',
     );
   }
-  const config = loadConfig(process.env);
-  const db = await openDatabase(config);
+  const { db, ledger } = await openLedger(loadLedgerConfig(io.env));
   try {
-    await runMigrations(db);
-    const ledger = new SqlLedger(db);
     const view = await replayFailed(
       { ledger, clock: systemClock },
       userReference,
-      `cli:${osUser()}`,
+      `cli:${osUser(io.env)}`,
     );
-    console.log(
-      `replayed: enrollment ${view.enrollmentReference} is ${view.state} again ` +
-        '(a running vault picks it up on its next worker round)',
-    );
-    console.log(JSON.stringify(view, null, 2));
+    if (options.json) {
+      io.out(JSON.stringify(view));
+    } else {
+      io.out(
+        `replayed: enrollment ${view.enrollmentReference} is ${view.state} again ` +
+          '(a running vault picks it up on its next worker round)',
+      );
+      io.out(JSON.stringify(view, null, 2));
+    }
+    return 0;
   } finally {
     await db.close();
   }
 }
-
-main().catch((error: unknown) => {
-  console.error(
-    `replay failed: ${error instanceof ConfigError || error instanceof Error ? error.message : String(error)}`,
-  );
-  process.exit(1);
-});

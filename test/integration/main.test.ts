@@ -52,7 +52,7 @@ describe('the vault process (npm start)', () => {
       expect(await vault.exited).toBe(0);
       expect(vault.stdout()).toContain('"msg":"stopped"');
     } finally {
-      vault.child.kill('SIGKILL');
+      vault.killAll();
     }
   }, 90_000);
 

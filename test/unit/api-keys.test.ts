@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -19,7 +18,6 @@ import {
   type DeniedRequest,
   type DenialOptions,
 } from '../../src/http/api-keys';
-import { ROOT } from '../helpers/process';
 
 interface LogCall {
   level: string;
@@ -494,52 +492,5 @@ describe('ensureAdminToken', () => {
     await expect(ensureAdminToken(dir, recordingLogger())).rejects.toThrow(
       `admin token file ${file}: cannot be opened (EACCES)`,
     );
-  });
-});
-
-// ---------------------------------------------------------------- the operator CLI
-
-function runCli(
-  args: string[],
-  stdin?: string,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = execFile(
-      process.execPath,
-      ['-r', 'ts-node/register/transpile-only', path.join(ROOT, 'src/cli/hash-token.ts'), ...args],
-      { cwd: ROOT, env: { PATH: process.env.PATH ?? '' } },
-      (error, stdout, stderr) => {
-        resolve({ code: error ? (error.code as number) : 0, stdout, stderr });
-      },
-    );
-    child.stdin!.end(stdin ?? '');
-  });
-}
-
-describe('hash-token CLI', () => {
-  it('prints the hash of a token read from stdin', async () => {
-    const out = await runCli([], 'tok-en_1234\n');
-    expect(out).toMatchObject({ code: 0, stdout: `${sha('tok-en_1234')}\n` });
-  });
-
-  it('prints the hash of a token given as an argument, with a warning on stderr', async () => {
-    const out = await runCli(['tok-en_1234']);
-    expect(out.code).toBe(0);
-    expect(out.stdout).toBe(`${sha('tok-en_1234')}\n`);
-    expect(out.stderr).toContain('shell history');
-  });
-
-  it('refuses a token the vault could never accept, without echoing it', async () => {
-    const out = await runCli([], 'has space inside\n');
-    expect(out.code).toBe(1);
-    expect(out.stdout).toBe('');
-    expect(out.stderr).not.toContain('has space inside');
-  });
-
-  it('generates a token and prints it with its hash', async () => {
-    const out = await runCli(['--generate']);
-    const match = /^token: {2}([A-Za-z0-9_-]{43})\nsha256: ([0-9a-f]{64})\n$/.exec(out.stdout);
-    expect(match).not.toBeNull();
-    expect(match![2]).toBe(sha(match![1]!));
   });
 });

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { ConfigError, loadConfig } from '../../src/config';
+import { ConfigError, loadConfig, loadLedgerConfig } from '../../src/config';
 
 function problemsOf(env: NodeJS.ProcessEnv): string[] {
   try {
@@ -431,5 +431,46 @@ describe('loadConfig', () => {
       DATABASE_URL: 'mysql://user:hunter2@db/x',
     });
     expect(problems.join('\n')).not.toMatch(/super-secret-value|hunter2/);
+  });
+});
+
+describe('loadLedgerConfig (vault migrate, vault replay)', () => {
+  it('reads the ledger settings as loadConfig does, and nothing else', () => {
+    const env = {
+      DATABASE_URL: 'postgres://vault@db:5432/vault',
+      DATABASE_POOL_MAX: '4',
+      VAULT_DATA_DIR: '/var/lib/vault',
+    };
+    const ledger = loadLedgerConfig(env);
+    expect(ledger).toEqual({
+      dataDir: '/var/lib/vault',
+      database: { kind: 'postgres', url: 'postgres://vault@db:5432/vault', poolMax: 4 },
+    });
+    // Same section as the server's, whose other checks demand VAULT_API_KEYS here.
+    expect(problemsOf(env)).toEqual([expect.stringMatching(/^VAULT_API_KEYS: required/)]);
+    expect(loadLedgerConfig({})).toEqual({
+      dataDir: loadConfig({}).dataDir,
+      database: loadConfig({}).database,
+    });
+  });
+
+  it('ignores unrelated settings, even invalid ones', () => {
+    expect(() =>
+      loadLedgerConfig({ PORT: 'abc', BLOB_STORE: 's3', JUMIO_API_TOKEN: 'only-half' }),
+    ).not.toThrow();
+  });
+
+  it('refuses bad ledger settings, naming the variable', () => {
+    let problems: string[] = [];
+    try {
+      loadLedgerConfig({ DATABASE_URL: 'mysql://x', DATABASE_POOL_MAX: '0' });
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      problems = (error as ConfigError).problems;
+    }
+    expect(problems).toEqual([expect.stringMatching(/^DATABASE_POOL_MAX: /)]);
+    expect(() => loadLedgerConfig({ DATABASE_URL: 'mysql://x' })).toThrow(
+      /DATABASE_URL: must be a postgres/,
+    );
   });
 });

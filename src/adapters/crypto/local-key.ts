@@ -63,6 +63,13 @@ export async function loadOrCreateLocalKey(
   return out;
 }
 
+/** Reads the key at `file` and never creates one (checks that must change nothing). */
+export async function loadLocalKey(file: string): Promise<Uint8Array> {
+  const key = await readKeyFile(file);
+  if (!key) throw new LocalKeyError(file, 'does not exist (the vault creates it on first start)');
+  return key;
+}
+
 /** The key, or undefined when the file does not exist. */
 async function readKeyFile(file: string): Promise<Uint8Array | undefined> {
   // A key file is 45 bytes: never read more than 128.

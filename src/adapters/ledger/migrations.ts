@@ -374,3 +374,15 @@ function applyMigrations(db: SqlDatabase, list: readonly Migration[]): Promise<n
     return done;
   });
 }
+
+/** The versions recorded in the ledger, ascending; empty before the first migration. Reads only. */
+export async function appliedMigrations(db: SqlDatabase): Promise<number[]> {
+  const { rows: table } = await db.query<{ t: string | null }>(
+    "SELECT to_regclass('schema_migrations')::text AS t",
+  );
+  if (!table[0]?.t) return [];
+  const { rows } = await db.query<{ version: number }>(
+    'SELECT version FROM schema_migrations ORDER BY version',
+  );
+  return rows.map((r) => Number(r.version));
+}
