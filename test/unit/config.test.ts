@@ -444,7 +444,19 @@ describe('loadLedgerConfig (vault migrate, vault replay)', () => {
     const ledger = loadLedgerConfig(env);
     expect(ledger).toEqual({
       dataDir: '/var/lib/vault',
-      database: { kind: 'postgres', url: 'postgres://vault@db:5432/vault', poolMax: 4 },
+      database: {
+        kind: 'postgres',
+        url: 'postgres://vault@db:5432/vault',
+        migrationUrl: undefined,
+        poolMax: 4,
+        timeouts: {
+          connectMs: 5000,
+          statementMs: 10_000,
+          queryMs: 15_000,
+          idleInTransactionMs: 60_000,
+          migrationMs: 600_000,
+        },
+      },
     });
     // Same section as the server's, whose other checks demand VAULT_API_KEYS here.
     expect(problemsOf(env)).toEqual([expect.stringMatching(/^VAULT_API_KEYS: required/)]);
@@ -468,7 +480,11 @@ describe('loadLedgerConfig (vault migrate, vault replay)', () => {
       expect(error).toBeInstanceOf(ConfigError);
       problems = (error as ConfigError).problems;
     }
-    expect(problems).toEqual([expect.stringMatching(/^DATABASE_POOL_MAX: /)]);
+    // Every problem at once, as loadConfig reports them.
+    expect(problems).toEqual([
+      expect.stringMatching(/^DATABASE_POOL_MAX: /),
+      'DATABASE_URL: must be a postgres:// or postgresql:// URL',
+    ]);
     expect(() => loadLedgerConfig({ DATABASE_URL: 'mysql://x' })).toThrow(
       /DATABASE_URL: must be a postgres/,
     );
