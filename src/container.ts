@@ -179,6 +179,9 @@ export async function buildContainer(
     const applied = await runMigrations(db);
     if (applied.length > 0) logger.info({ applied }, 'ledger migrations applied');
     const ledger = new SqlLedger(db);
+    // Entries written before the chain existed are chained once, in id order.
+    const sealed = await ledger.transaction((tx) => tx.audit.sealUnchained());
+    if (sealed > 0) logger.info({ sealed }, 'audit entries from before the chain were chained');
     const hashUserReference = await loadUserReferenceHasher(ledger, envelope);
 
     const clock = overrides.clock ?? systemClock;

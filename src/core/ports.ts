@@ -92,9 +92,30 @@ export interface AuditEvent extends Required<Omit<AuditEventInput, 'details'>> {
   id: number;
   at: Date;
   details: Record<string, unknown>;
+  /** Position in the chain: 1, 2, 3 ... without gaps (core/compliance/chain.ts). */
+  seq: number;
+  prevHash: string;
+  hash: string;
+}
+
+export interface AuditFilter {
+  type?: string;
+  userReference?: string;
+  enrollmentReference?: string;
+  /** `at` from (inclusive) / before (exclusive). */
+  after?: Date;
+  before?: Date;
+  /** Keyset: entries with a larger sequence. */
+  afterSeq?: number;
+  limit?: number;
 }
 
 export interface AuditRepository {
+  /**
+   * Appends a chained entry. It locks the chain head until the transaction ends, so every
+   * auditing transaction is serialised from its first append on: lock the other rows a
+   * transaction needs BEFORE its first append (a fixed lock order leaves no deadlock).
+   */
   append(event: AuditEventInput): Promise<AuditEvent>;
   list(filter?: {
     enrollmentReference?: string;
@@ -102,6 +123,28 @@ export interface AuditRepository {
     afterId?: number;
     limit?: number;
   }): Promise<AuditEvent[]>;
+  /** Entries matching `filter`, by sequence (the audit API). */
+  page(filter: AuditFilter): Promise<AuditEvent[]>;
+  /** The chain after `afterSeq`, at most `limit` entries, by sequence (verification). */
+  chain(afterSeq: number, limit: number): Promise<AuditEvent[]>;
+  /** The last sequence and hash (0 and the genesis hash when empty), as committed. */
+  head(): Promise<{ seq: number; hash: string }>;
+  /** Chains entries written before the chain existed (once, at start-up); how many. */
+  sealUnchained(): Promise<number>;
+}
+
+/** The last signed digest of the audit chain (core/compliance/digests.ts). */
+export interface AuditDigestState {
+  toSequence: number;
+  signature: string | null;
+  blobKey: string | null;
+  createdAt: Date | null;
+}
+
+export interface AuditDigestRepository {
+  /** Locks and reads the state: one digest writer at a time. */
+  lock(): Promise<AuditDigestState>;
+  save(state: AuditDigestState): Promise<void>;
 }
 
 export const ENROLLMENT_STATES = [
@@ -158,6 +201,12 @@ export interface EnrollmentRecord {
   jumioDeletedAt: Date | null;
   supersededAt: Date | null;
   blobDestroyedAt: Date | null;
+  /** Set by `POST .../purpose-satisfied`: the retention deadline becomes this time. */
+  purposeSatisfiedAt: Date | null;
+  /** ERASED tombstones: when, by which erasure, and the state it had. */
+  erasedAt: Date | null;
+  erasureId: string | null;
+  stateBeforeErasure: EnrollmentState | null;
 }
 
 /** The fields known when a callback arrives. */
@@ -245,7 +294,7 @@ export interface AuthenticationCallbackRepository {
  * The queues of background work. Each is a table whose rows carry the same lease columns
  * (attempts, next_attempt_at, last_error, lease_owner, lease_until); see core/work.ts.
  */
-export const QUEUES = ['enrollments', 'schedules'] as const;
+export const QUEUES = ['enrollments', 'schedules', 'erasures'] as const;
 export type QueueName = (typeof QUEUES)[number];
 
 export interface QueueSchedule {
@@ -304,6 +353,131 @@ export interface ScheduleRepository {
   ): Promise<void>;
 }
 
+// ---------------------------------------------------------------- compliance
+
+/** Filters of the inventory (they combine). */
+export interface InventoryFilter {
+  state?: EnrollmentState;
+  createdAfter?: Date;
+  createdBefore?: Date;
+  retentionDueBefore?: Date;
+  legalHold?: boolean;
+}
+
+/** Keyset position in the inventory's order (created_at, enrollment_reference). */
+export interface InventoryPosition {
+  /** created_at as the database's exact text (microseconds survive the round trip). */
+  createdAt: string;
+  enrollmentReference: string;
+}
+
+export interface InventoryItem {
+  enrollment: EnrollmentRecord;
+  lastInteractionAt: Date | null;
+  retentionDueAt: Date;
+  legalHold: boolean;
+  position: InventoryPosition;
+}
+
+export interface InventorySummary {
+  byState: Partial<Record<EnrollmentState, number>>;
+  oldestActive: { enrollmentReference: string; activatedAt: Date } | null;
+  retentionPastDue: number;
+  retentionDueWithin30Days: number;
+  legalHolds: number;
+  /** Plaintext facemap bytes held (STORED, ACTIVE, PARKED). */
+  facemapBytes: number;
+  facemapsByKey: Array<{ keyId: string; facemaps: number }>;
+}
+
+export interface InventoryRepository {
+  /** Rows after `after` in (created_at, enrollment_reference) order. */
+  page(
+    filter: InventoryFilter,
+    after: InventoryPosition | null,
+    limit: number,
+    retentionDays: number,
+  ): Promise<InventoryItem[]>;
+  summary(now: Date, retentionDays: number): Promise<InventorySummary>;
+  /**
+   * Enrollments past their retention deadline at `now` that still hold anything (not
+   * ERASED), of users without a legal hold and without a pending erasure, grouped by user.
+   */
+  retentionDue(
+    now: Date,
+    retentionDays: number,
+    limit: number,
+  ): Promise<Array<{ userReference: string; enrollmentReferences: string[] }>>;
+  /** Marks the user's enrollments (not ERASED) purpose-satisfied at `now`; how many. */
+  markPurposeSatisfied(userReference: string, now: Date): Promise<number>;
+}
+
+export interface LegalHold {
+  userReference: string;
+  reference: string;
+  reason: string;
+  placedBy: string;
+  placedAt: Date;
+}
+
+export interface LegalHoldRepository {
+  get(userReference: string, options?: { forUpdate?: boolean }): Promise<LegalHold | null>;
+  put(hold: LegalHold): Promise<void>;
+  /** True when there was one. */
+  remove(userReference: string): Promise<boolean>;
+}
+
+export const ERASURE_REASONS = [
+  'gdpr_art17',
+  'account_closed',
+  'consent_withdrawn',
+  'retention',
+  'other',
+] as const;
+export type ErasureReason = (typeof ERASURE_REASONS)[number];
+
+/** A blob an erasure destroys, in the store its row named. */
+export interface ErasureBlob {
+  key: string;
+  store: string | null;
+}
+
+export interface ErasureRecord {
+  erasureId: string;
+  userReference: string;
+  enrollmentReferences: string[];
+  reason: ErasureReason;
+  ticket: string | null;
+  requestedBy: string;
+  state: 'PENDING' | 'DONE';
+  /** What the erasure must destroy (recorded blob keys). */
+  blobs: ErasureBlob[];
+  /** What it destroyed (set when DONE). */
+  blobKeysDestroyed: string[] | null;
+  requestedAt: Date;
+  erasedAt: Date | null;
+  auditSequence: number | null;
+  attempts: number;
+  nextAttemptAt: Date | null;
+  lastError: string | null;
+}
+
+export interface ErasureRepository {
+  insert(
+    erasure: Omit<
+      ErasureRecord,
+      'blobKeysDestroyed' | 'erasedAt' | 'auditSequence' | 'attempts' | 'lastError'
+    >,
+  ): Promise<void>;
+  get(erasureId: string): Promise<ErasureRecord | null>;
+  /** The user's most recent erasure, PENDING first. */
+  latestForUser(userReference: string): Promise<ErasureRecord | null>;
+  complete(
+    erasureId: string,
+    done: { blobKeysDestroyed: string[]; erasedAt: Date; auditSequence: number },
+  ): Promise<void>;
+}
+
 /** Secrets generated once, stored only wrapped (envelope-encrypted). */
 export interface VaultKeyRepository {
   /** Stores `ciphertext` under `name` unless present; returns what is stored. */
@@ -319,6 +493,10 @@ export interface LedgerTx {
   readonly vaultKeys: VaultKeyRepository;
   readonly queues: QueueRepository;
   readonly schedules: ScheduleRepository;
+  readonly auditDigests: AuditDigestRepository;
+  readonly inventory: InventoryRepository;
+  readonly legalHolds: LegalHoldRepository;
+  readonly erasures: ErasureRepository;
 }
 
 export interface Ledger {
