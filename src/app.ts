@@ -5,6 +5,7 @@ import type { BlobStore, Clock, Envelope, Ledger, Logger } from './core/ports';
 import { checkReadiness } from './core/readiness';
 import { apiKeyAuth, type ApiKey } from './http/api-keys';
 import type { CidrAllowlist } from './http/callback-origin';
+import { complianceRoutes, type ComplianceDeps } from './http/compliance';
 import { enrollmentRoutes } from './http/enrollments';
 import { errorHandler, notFound } from './http/errors';
 import { accessLog, requestId } from './http/middleware';
@@ -25,6 +26,8 @@ export interface AppDeps {
   callbackAllowlist: CidrAllowlist;
   /** Express `trust proxy`: false (socket address), a hop count, or trusted CIDRs. */
   trustProxy: false | number | string[];
+  /** Inventory, audit trail, erasure and retention routes (issue 9); absent: not served. */
+  compliance?: ComplianceDeps;
 }
 
 /** The Express app without listen(): main.ts listens, tests drive it with supertest. */
@@ -98,6 +101,9 @@ export function createApp(deps: AppDeps): Express {
   });
   // One bearer-token check for all of /v1 (an unknown /v1 path is 401, not 404), then JSON.
   app.use('/v1', auth.authenticate, express.json({ limit: '64kb' }));
+  if (deps.compliance) {
+    app.use(complianceRoutes({ ...deps, ...deps.compliance, auth, routes }));
+  }
   app.use(enrollmentRoutes({ ...deps, auth, routes }));
 
   app.use(notFound);

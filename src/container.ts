@@ -19,11 +19,24 @@ import type { JumioConfig, VaultConfig } from './config';
 import { loadUserReferenceHasher } from './core/enrollment/context';
 import { BlobStores } from './core/blobs';
 import { OrphanSweep } from './core/enrollment/orphans';
+import { AuditDigestTask } from './core/compliance/audit-trail';
+import { loadCursorCodec } from './core/compliance/cursor';
+import { ErasureService } from './core/compliance/erasure';
+import { RetentionPurge } from './core/compliance/retention';
+import { FileAuditSigner } from './adapters/audit/file-signer';
+import { KmsAuditSigner } from './adapters/audit/kms-signer';
 import { EnrollmentPipeline, type PipelineOptions } from './core/enrollment/pipeline';
 import { ScheduleJob } from './core/schedules';
 import type { JumioApi } from './core/jumio';
 import { startLoop, type Loop } from './core/loop';
-import { type BlobStore, type Clock, type Envelope, type Logger, systemClock } from './core/ports';
+import {
+  type AuditSigner,
+  type BlobStore,
+  type Clock,
+  type Envelope,
+  type Logger,
+  systemClock,
+} from './core/ports';
 import { Worker } from './core/work';
 import { ensureAdminToken } from './http/api-keys';
 import { CidrAllowlist } from './http/callback-origin';
@@ -35,6 +48,8 @@ export interface Container extends AppDeps {
   pipeline: EnrollmentPipeline;
   /** Periodic tasks (orphan sweep) on the `schedules` queue; tests step it themselves. */
   schedules: { runOnce(): Promise<number> };
+  /** The `erasures` queue (erasure on request and by retention); tests step it. */
+  erasures: ErasureService;
   /** The in-process Jumio simulator on embedded defaults. */
   simulator: RunningSimulator | undefined;
   /** Starts the background workers (main.ts; tests drive the pipeline themselves). */
@@ -89,6 +104,15 @@ async function buildEnvelope(config: VaultConfig, logger: Logger): Promise<Envel
     keyId: `local:${LOCAL_KEY_NAMESPACE}/${LOCAL_KEY_NAME}`,
     maxPlaintextBytes,
   });
+}
+
+/** The audit digests' signing key: a key file (created 0600) or a KMS HMAC key. */
+export async function buildAuditSigner(config: VaultConfig, logger: Logger): Promise<AuditSigner> {
+  const signing = config.compliance.signing;
+  if (signing.kind === 'kms') {
+    return new KmsAuditSigner(new KMSClient({ region: signing.region }), signing.keyId);
+  }
+  return FileAuditSigner.open(signing.keyFile, logger);
 }
 
 function buildBlobStore(config: VaultConfig): BlobStore {
@@ -194,8 +218,18 @@ export async function buildContainer(
       { ledger, blobs: stores, envelope, jumio, clock, logger, hashUserReference },
       { ...intake, ...overrides.pipeline },
     );
+    const signer = await buildAuditSigner(config, logger);
+    const cursors = await loadCursorCodec(ledger, envelope);
+    const erasures = new ErasureService({ ledger, blobs: stores, jumio, clock, logger });
+    const { retentionDays } = config.compliance;
+    const auditTrail = { ledger, blobs: stores, signer, clock, logger };
     const scheduleJob = new ScheduleJob(
       [
+        new AuditDigestTask(auditTrail, config.compliance.digestIntervalMs),
+        new RetentionPurge(
+          { ledger, erasures, clock, logger, retentionDays },
+          config.compliance.purgeIntervalMs,
+        ),
         new OrphanSweep(
           { ledger, blobs: stores, clock, logger },
           {
@@ -230,9 +264,11 @@ export async function buildContainer(
       apiKeys,
       callbackAllowlist: new CidrAllowlist(config.callbackAllowedCidrs),
       trustProxy: config.trustProxy,
+      compliance: { stores, signer, cursors, erasures, retentionDays },
       jumio,
       pipeline,
       schedules,
+      erasures,
       simulator,
       startWorkers() {
         const idleMs = config.enrollment.workerIntervalMs;
@@ -241,6 +277,7 @@ export async function buildContainer(
             startLoop(`enrollment-pipeline-${i}`, () => pipeline.runOnce(), idleMs, logger),
           ),
           startLoop('schedules', () => schedules.runOnce(), idleMs, logger),
+          startLoop('erasures', () => erasures.runOnce(), idleMs, logger),
         ];
       },
       async close() {

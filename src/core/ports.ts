@@ -74,6 +74,21 @@ export interface Envelope {
   decrypt(ciphertext: Uint8Array, expected: EncryptionContext): Promise<Uint8Array>;
 }
 
+// ---------------------------------------------------------------- audit digest signing
+
+/**
+ * Signs the audit digests with a key the database does not hold (HMAC-SHA256 with a key
+ * file, or an AWS KMS HMAC key), so whoever controls the database cannot forge them.
+ */
+export interface AuditSigner {
+  /** Names the key (never the key itself): a KMS key id, or a file key's fingerprint. */
+  readonly keyId: string;
+  /** The signature of `message`, base64. */
+  sign(message: Uint8Array): Promise<string>;
+  /** False for a wrong or malformed signature; throws only when the signer is unreachable. */
+  verify(message: Uint8Array, signature: string): Promise<boolean>;
+}
+
 // ---------------------------------------------------------------- ledger
 
 export interface AuditEventInput {
@@ -135,6 +150,8 @@ export interface AuditRepository {
 
 /** The last signed digest of the audit chain (core/compliance/digests.ts). */
 export interface AuditDigestState {
+  /** Digests written so far (the last one's number). */
+  digests: number;
   toSequence: number;
   signature: string | null;
   blobKey: string | null;
@@ -463,11 +480,13 @@ export interface ErasureRecord {
 }
 
 export interface ErasureRepository {
+  /** `lease`: the request that created it runs its first step itself, fenced like a worker. */
   insert(
     erasure: Omit<
       ErasureRecord,
       'blobKeysDestroyed' | 'erasedAt' | 'auditSequence' | 'attempts' | 'lastError'
     >,
+    lease?: { owner: string; until: Date },
   ): Promise<void>;
   get(erasureId: string): Promise<ErasureRecord | null>;
   /** The user's most recent erasure, PENDING first. */

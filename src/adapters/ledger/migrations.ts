@@ -208,12 +208,13 @@ export const migrations: readonly Migration[] = [
       -- The last signed digest, so that digests chain and one writer at a time extends them.
       CREATE TABLE audit_digest_state (
         id          integer PRIMARY KEY CHECK (id = 1),
+        digests     bigint NOT NULL,
         to_sequence bigint NOT NULL,
         signature   text,
         blob_key    text,
         created_at  timestamptz
       );
-      INSERT INTO audit_digest_state VALUES (1, 0, NULL, NULL, NULL);
+      INSERT INTO audit_digest_state VALUES (1, 0, 0, NULL, NULL, NULL);
 
       -- Retention: the authentication work records the last interaction; until it lands the
       -- activation time stands in (IF NOT EXISTS: whichever migration comes first adds it).

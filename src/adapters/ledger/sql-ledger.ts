@@ -224,6 +224,7 @@ class SqlAuditDigestRepository implements AuditDigestRepository {
 
   async lock(): Promise<AuditDigestState> {
     const { rows } = await this.sql.query<{
+      digests: string;
       to_sequence: string;
       signature: string | null;
       blob_key: string | null;
@@ -231,6 +232,7 @@ class SqlAuditDigestRepository implements AuditDigestRepository {
     }>('SELECT * FROM audit_digest_state WHERE id = 1 FOR UPDATE');
     const row = rows[0]!;
     return {
+      digests: Number(row.digests),
       toSequence: Number(row.to_sequence),
       signature: row.signature,
       blobKey: row.blob_key,
@@ -240,9 +242,10 @@ class SqlAuditDigestRepository implements AuditDigestRepository {
 
   async save(state: AuditDigestState): Promise<void> {
     await this.sql.query(
-      `UPDATE audit_digest_state SET to_sequence = $1, signature = $2, blob_key = $3, created_at = $4
+      `UPDATE audit_digest_state
+          SET to_sequence = $1, signature = $2, blob_key = $3, created_at = $4, digests = $5
         WHERE id = 1`,
-      [state.toSequence, state.signature, state.blobKey, state.createdAt],
+      [state.toSequence, state.signature, state.blobKey, state.createdAt, state.digests],
     );
   }
 }
@@ -812,11 +815,15 @@ function toErasure(r: ErasureRow): ErasureRecord {
 class SqlErasureRepository implements ErasureRepository {
   constructor(private readonly sql: SqlClient) {}
 
-  async insert(e: Parameters<ErasureRepository['insert']>[0]): Promise<void> {
+  async insert(
+    e: Parameters<ErasureRepository['insert']>[0],
+    lease?: { owner: string; until: Date },
+  ): Promise<void> {
     await this.sql.query(
       `INSERT INTO erasures (erasure_id, user_reference, enrollment_references, reason, ticket,
-         requested_by, state, blobs, requested_at, next_attempt_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $9)`,
+         requested_by, state, blobs, requested_at, next_attempt_at, updated_at, lease_owner,
+         lease_until)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $9, $11, $12)`,
       [
         e.erasureId,
         e.userReference,
@@ -828,6 +835,8 @@ class SqlErasureRepository implements ErasureRepository {
         JSON.stringify(e.blobs),
         e.requestedAt,
         e.nextAttemptAt,
+        lease?.owner ?? null,
+        lease?.until ?? null,
       ],
     );
   }
