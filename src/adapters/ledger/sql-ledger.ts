@@ -592,6 +592,26 @@ const RETENTION_DUE = `LEAST(e.purpose_satisfied_at,
   COALESCE(e.last_interaction_at, e.activated_at, e.stored_at, e.created_at)
     + make_interval(days => $1::int))`;
 
+/** What an inventory row shows (the read view): fewer columns to parse per row. */
+const INVENTORY_COLUMNS = [
+  'enrollment_reference',
+  'user_reference',
+  'state',
+  'reason',
+  'created_at',
+  'stored_at',
+  'activated_at',
+  'jumio_deleted_at',
+  'facemap_bytes',
+  'ciphertext_sha256',
+  'key_id',
+  'attempts',
+  'last_error',
+  'erased_at',
+]
+  .map((c) => `e.${c}`)
+  .join(', ');
+
 type InventoryRow = Record<string, unknown> & {
   created_at_text: string;
   last_interaction: Date | null;
@@ -632,7 +652,7 @@ class SqlInventoryRepository implements InventoryRepository {
     }
     params.push(limit);
     const { rows } = await this.sql.query<InventoryRow>(
-      `SELECT e.*, e.created_at::text AS created_at_text,
+      `SELECT ${INVENTORY_COLUMNS}, e.created_at::text AS created_at_text,
               ${LAST_INTERACTION} AS last_interaction,
               ${RETENTION_DUE} AS retention_due_at,
               (h.user_reference IS NOT NULL) AS legal_hold

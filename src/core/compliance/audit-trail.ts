@@ -147,9 +147,7 @@ async function* digestsOf(store: BlobStore): AsyncGenerator<{ key: string; bytes
 }
 
 /** Checks every digest's signature and link; the chain heads they vouch for, by sequence. */
-async function checkDigests(
-  deps: AuditTrailDeps,
-): Promise<{
+async function checkDigests(deps: AuditTrailDeps): Promise<{
   heads: Map<number, { hash: string; number: number }>;
   count: number;
   problem?: Break;

@@ -42,22 +42,27 @@ export async function inventoryPage(
 
 /**
  * Every matching enrollment, read in keyset batches (one short query per batch, none per
- * row). The consumer pulls: a slow reader is never read ahead of, and a reader that stops
- * pulling (a client gone away) stops the queries at the next batch.
+ * row), the next batch read while the consumer handles the current one (two in memory at
+ * most). The consumer pulls: a reader that stops pulling (a client gone away) stops the
+ * queries at the next batch.
  */
 export async function* inventoryBatches(
   deps: InventoryDeps,
   filter: InventoryFilter,
   batchSize = 2000,
 ): AsyncGenerator<InventoryItem[]> {
-  let after: InventoryPosition | null = null;
-  for (;;) {
-    const position: InventoryPosition | null = after;
-    const batch: InventoryItem[] = await deps.ledger.transaction((tx) =>
-      tx.inventory.page(filter, position, batchSize, deps.retentionDays),
+  const read = (after: InventoryPosition | null): Promise<InventoryItem[]> => {
+    const reading = deps.ledger.transaction((tx) =>
+      tx.inventory.page(filter, after, batchSize, deps.retentionDays),
     );
+    // A prefetch abandoned by a departed reader must not surface as an unhandled rejection.
+    reading.catch(() => undefined);
+    return reading;
+  };
+  let next: Promise<InventoryItem[]> | null = read(null);
+  while (next) {
+    const batch: InventoryItem[] = await next;
+    next = batch.length === batchSize ? read(batch[batch.length - 1]!.position) : null;
     if (batch.length > 0) yield batch;
-    if (batch.length < batchSize) return;
-    after = batch[batch.length - 1]!.position;
   }
 }
