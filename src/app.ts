@@ -1,19 +1,24 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
+import type { DenialAggregator } from './core/denials';
 import type { IntakeOptions } from './core/enrollment/intake';
+import type { Metrics } from './adapters/metrics';
 import type { BlobStore, Clock, Envelope, Ledger, Logger } from './core/ports';
-import { checkReadiness } from './core/readiness';
+import { cachedReadiness, type CheckName } from './core/readiness';
 import { apiKeyAuth, type ApiKey } from './http/api-keys';
 import type { CidrAllowlist } from './http/callback-origin';
 import { complianceRoutes, type ComplianceDeps } from './http/compliance';
 import { enrollmentRoutes } from './http/enrollments';
-import { errorHandler, notFound } from './http/errors';
-import { accessLog, requestId } from './http/middleware';
+import { errorBody, errorHandler, methodNotAllowed, notFound } from './http/errors';
+import { accessLog, httpMetrics, requestId } from './http/middleware';
 import { buildOpenApiDocument } from './http/openapi';
 import { RouteRegistry } from './http/route';
 import { callbackFormSchema } from './http/webhooks';
 import { z } from 'zod';
 import { webhookRoutes } from './http/webhooks';
+
+/** Where each dependency lives, for log lines about it: no credentials. */
+export type DependencyTargets = Record<CheckName, Record<string, string | null>>;
 
 export interface AppDeps {
   ledger: Ledger;
@@ -21,11 +26,18 @@ export interface AppDeps {
   envelope: Envelope;
   logger: Logger;
   clock: Clock;
+  /** Absent in tests that build the app without a container. */
+  metrics?: Metrics;
   intake: IntakeOptions;
   apiKeys: ApiKey[];
   callbackAllowlist: CidrAllowlist;
   /** Express `trust proxy`: false (socket address), a hop count, or trusted CIDRs. */
   trustProxy: false | number | string[];
+  /** Counts denied, refused and unreadable requests; audits them per interval. */
+  denials: DenialAggregator;
+  /** How long a /readyz result is reused (0: every probe checks). */
+  readinessCacheMs: number;
+  dependencies: DependencyTargets;
   /** Inventory, audit trail, erasure and retention routes (issue 9); absent: not served. */
   compliance?: ComplianceDeps;
 }
@@ -40,32 +52,49 @@ export function createApp(deps: AppDeps): Express {
   app.use(requestId);
   app.use(helmet());
   app.use(accessLog(deps.logger));
+  if (deps.metrics) app.use(httpMetrics(deps.metrics));
 
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
+  app
+    .route('/healthz')
+    .get((_req, res) => {
+      res.json({ status: 'ok' });
+    })
+    .all(methodNotAllowed('GET'));
 
-  app.get('/readyz', async (_req, res) => {
-    const report = await checkReadiness(deps);
-    if (!report.ready) {
-      deps.logger.warn({ checks: report.checks }, 'not ready');
-      const failed = Object.entries(report.checks)
-        .filter(([, v]) => v !== 'ok')
-        .map(([k]) => k);
-      res.status(503).json({
-        status: 'unavailable',
-        checks: report.checks,
-        error: { code: 'not_ready', message: `dependency failed: ${failed.join(', ')}` },
-      });
-      return;
-    }
-    res.json({ status: 'ready', checks: report.checks });
-  });
+  const readiness = cachedReadiness(deps, deps.readinessCacheMs);
+  app
+    .route('/readyz')
+    .get(async (_req, res) => {
+      const { report, fresh } = await readiness();
+      if (!report.ready) {
+        if (fresh) {
+          // The cause, once per check (not per cached answer): names, codes and targets.
+          const failures = Object.fromEntries(
+            Object.entries(report.failures).map(([name, failure]) => [
+              name,
+              { ...failure, target: deps.dependencies[name as CheckName] },
+            ]),
+          );
+          deps.logger.warn({ checks: report.checks, failures }, 'not ready');
+        }
+        const failed = Object.entries(report.checks)
+          .filter(([, v]) => v !== 'ok')
+          .map(([k]) => k);
+        res.status(503).json({
+          status: 'unavailable',
+          checks: report.checks,
+          ...errorBody(res, 'not_ready', `dependency failed: ${failed.join(', ')}`),
+        });
+        return;
+      }
+      res.json({ status: 'ready', checks: report.checks });
+    })
+    .all(methodNotAllowed('GET'));
 
   app.use(webhookRoutes(deps));
   const auth = apiKeyAuth(deps.apiKeys, {
     logger: deps.logger,
-    onDenied: async (event) => {
+    onDenied: (event) => {
       deps.logger.warn(
         {
           status: event.status,
@@ -73,38 +102,38 @@ export function createApp(deps: AppDeps): Express {
           caller: event.caller,
           path: event.path,
           sourceAddress: event.sourceAddress,
-          requestId: event.requestId,
         },
         'request denied',
       );
-      await deps.ledger.transaction((tx) =>
-        tx.audit.append({
-          type: 'request.denied',
-          actor: event.caller ?? 'anonymous',
-          details: {
-            status: event.status,
-            reason: event.reason,
-            method: event.method,
-            path: event.path,
-            sourceAddress: event.sourceAddress ?? null,
-            socketAddress: event.socketAddress ?? null,
-            requestId: event.requestId ?? null,
-          },
-        }),
-      );
+      // Counted, not written: the trail gets one summary per source and reason per interval.
+      deps.denials.record({
+        type: 'request.denied',
+        sourceAddress: event.sourceAddress,
+        reason: event.reason,
+        status: event.status,
+        ...(event.caller === undefined ? {} : { caller: event.caller }),
+        path: event.path,
+        ...(event.requestId === undefined ? {} : { requestId: event.requestId }),
+      });
     },
   });
   const routes = new RouteRegistry();
+  // Tests read the declarations to check real responses against the description.
+  app.locals.routes = routes;
   documentPublicRoutes(routes);
-  app.get('/openapi.json', (_req, res) => {
-    res.json(buildOpenApiDocument(routes));
-  });
+  app
+    .route('/openapi.json')
+    .get((_req, res) => {
+      res.json(buildOpenApiDocument(routes));
+    })
+    .all(methodNotAllowed('GET'));
   // One bearer-token check for all of /v1 (an unknown /v1 path is 401, not 404), then JSON.
   app.use('/v1', auth.authenticate, express.json({ limit: '64kb' }));
   if (deps.compliance) {
     app.use(complianceRoutes({ ...deps, ...deps.compliance, auth, routes }));
   }
   app.use(enrollmentRoutes({ ...deps, auth, routes }));
+  app.use(routes.methodNotAllowed());
 
   app.use(notFound);
   app.use(errorHandler(deps.logger));
@@ -149,7 +178,12 @@ function documentPublicRoutes(routes: RouteRegistry): void {
     summary: 'This document',
     tags,
     roles: null,
-    responses: { 200: { description: 'the OpenAPI 3.1 description' } },
+    responses: {
+      200: {
+        description: 'the OpenAPI 3.1 description',
+        schema: z.object({ openapi: z.string(), paths: z.record(z.string(), z.unknown()) }).loose(),
+      },
+    },
   });
   routes.document({
     method: 'post',

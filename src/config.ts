@@ -4,6 +4,7 @@ import { JUMIO_REGION_BASE_URLS } from './adapters/jumio/undici-jumio-client';
 import { USER_REFERENCE_FIELDS, type UserReferenceField } from './core/enrollment/callback';
 import { isLoopbackHostname } from './core/jumio';
 import { parseApiKeys, type ApiKey } from './http/api-keys';
+import type { HttpServerSettings } from './http/server';
 import {
   JUMIO_CALLBACK_IPS,
   LOOPBACK_CIDRS,
@@ -109,9 +110,16 @@ const parsedBy = <T>(parse: (v: string) => T) =>
 const envSchema = z.object({
   PORT: int(1, 65535, 8080),
   HOST: optionalString,
+  METRICS_PORT: int(0, 65535, 9464),
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
   VAULT_DATA_DIR: optionalString,
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000, 10_000),
+  HTTP_HEADERS_TIMEOUT_MS: int(1000, 600_000, 10_000),
+  HTTP_REQUEST_TIMEOUT_MS: int(1000, 3_600_000, 30_000),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: int(1, 600_000, 5_000),
+  HTTP_MAX_CONNECTIONS: int(1, 1_000_000, 1000),
+  READINESS_CACHE_MS: int(0, 600_000, 10_000),
+  AUDIT_DENIAL_INTERVAL_MS: int(1000, 86_400_000, 60_000),
 
   DATABASE_URL: optionalString,
   DATABASE_POOL_MAX: int(1, 1000, 10),
@@ -152,6 +160,7 @@ const envSchema = z.object({
   AUDIT_SIGNING_KEY_FILE: optionalString,
   AUDIT_SIGNING_KMS_KEY_ID: optionalString,
   NODE_ENV: optionalString,
+  VAULT_ALLOW_DEVELOPMENT_DEFAULTS: bool(false),
 });
 
 type Env = z.output<typeof envSchema>;
@@ -175,9 +184,17 @@ export type JumioConfig =
 export interface VaultConfig {
   port: number;
   host: string | undefined;
+  /** The Prometheus listener; 0: off. */
+  metricsPort: number;
   logLevel: string;
   dataDir: string;
   shutdownTimeoutMs: number;
+  /** The HTTP server's bounds (src/http/server.ts). */
+  http: HttpServerSettings;
+  /** How long a /readyz result is reused (0: every probe checks). */
+  readinessCacheMs: number;
+  /** Denied and refused requests are audited as one summary per key per interval. */
+  audit: { denialIntervalMs: number };
   database:
     { kind: 'pglite'; dataDir: string } | { kind: 'postgres'; url: string; poolMax: number };
   blobs:
@@ -241,7 +258,11 @@ function pair(
   return undefined;
 }
 
-function jumioConfig(env: Env, problems: string[]): JumioConfig {
+/** Production with a development default: each refusal names the setting to use instead. */
+const DEVELOPMENT_ONLY =
+  'is for development; set VAULT_ALLOW_DEVELOPMENT_DEFAULTS=true to run with it anyway';
+
+function jumioConfig(env: Env, problems: string[], production: boolean): JumioConfig {
   const main = pair(
     problems,
     'JUMIO_API_TOKEN',
@@ -258,10 +279,17 @@ function jumioConfig(env: Env, problems: string[]): JumioConfig {
   );
   if (!env.JUMIO_API_TOKEN && !env.JUMIO_API_SECRET && !env.JUMIO_BASE_URL) {
     // A production vault that forgot its Jumio settings must not quietly talk to a fake.
-    if (env.NODE_ENV === 'production') {
-      problems.push(
-        'JUMIO_API_TOKEN: required when NODE_ENV=production (the embedded Jumio simulator is for development)',
-      );
+    if (production) {
+      for (const name of ['JUMIO_API_TOKEN', 'JUMIO_API_SECRET']) {
+        problems.push(
+          `${name}: required when NODE_ENV=production (the embedded Jumio simulator ${DEVELOPMENT_ONLY})`,
+        );
+      }
+      if (!env.JUMIO_USER_AGENT) {
+        problems.push(
+          'JUMIO_USER_AGENT: required for a real Jumio region, shaped like "Company App/1.2.3"',
+        );
+      }
     }
     return { mode: 'embedded-simulator', simulatorPort: env.JUMIO_SIMULATOR_PORT };
   }
@@ -269,8 +297,9 @@ function jumioConfig(env: Env, problems: string[]): JumioConfig {
   if (baseUrl.protocol !== 'https:' && !isLoopbackHttpUrl(baseUrl)) {
     problems.push('JUMIO_BASE_URL: must be https (plain http only for a loopback simulator)');
   }
-  if (!main && !env.JUMIO_API_TOKEN && !env.JUMIO_API_SECRET) {
+  if (!env.JUMIO_API_TOKEN && !env.JUMIO_API_SECRET) {
     problems.push('JUMIO_API_TOKEN: required when JUMIO_BASE_URL is set');
+    problems.push('JUMIO_API_SECRET: required when JUMIO_BASE_URL is set');
   }
   const userAgent =
     env.JUMIO_USER_AGENT ?? (isLoopbackHttpUrl(baseUrl) ? 'Vault Dev/0.0.0' : undefined);
@@ -291,17 +320,40 @@ function jumioConfig(env: Env, problems: string[]): JumioConfig {
   };
 }
 
-/** Parses the environment; throws ConfigError naming every invalid or missing variable. */
+function issuesOf(error: z.ZodError): Array<{ name: string; problem: string }> {
+  return error.issues.map((issue) => ({
+    name: String(issue.path[0] ?? ''),
+    problem: `${issue.path.join('.')}: ${issue.message}`,
+  }));
+}
+
+/**
+ * Parses the environment; throws ConfigError naming every invalid or missing variable at
+ * once: the rules across variables are checked too, with each invalid variable taken as
+ * unset (and no further problem reported about it).
+ */
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): VaultConfig {
-  const parsed = envSchema.safeParse(source);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`),
-    );
-  }
-  const env = parsed.data;
-  const problems: string[] = [];
+  const first = envSchema.safeParse(source);
+  const invalid = first.success ? [] : issuesOf(first.error);
+  const invalidNames = new Set(invalid.map((i) => i.name));
+  const env = first.success
+    ? first.data
+    : envSchema.parse(
+        Object.fromEntries(Object.entries(source).filter(([name]) => !invalidNames.has(name))),
+      );
+  const crossField: string[] = [];
+  const config = buildConfig(env, crossField);
+  const problems = [
+    ...invalid.map((i) => i.problem),
+    ...crossField.filter((p) => !invalidNames.has(p.slice(0, p.indexOf(':')))),
+  ];
+  if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
+  return config;
+}
+
+function buildConfig(env: Env, problems: string[]): VaultConfig {
   const dataDir = path.resolve(env.VAULT_DATA_DIR ?? './data');
+  const production = env.NODE_ENV === 'production' && !env.VAULT_ALLOW_DEVELOPMENT_DEFAULTS;
 
   if (env.BLOB_STORE === 's3' && !env.S3_BUCKET) {
     problems.push('S3_BUCKET: required when BLOB_STORE=s3');
@@ -312,14 +364,27 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): VaultConfig
   if (env.KMS_KEY_ID && !env.AWS_REGION) {
     problems.push('AWS_REGION: required when KMS_KEY_ID is set');
   }
+  if (production && !env.KMS_KEY_ID) {
+    problems.push(
+      `KMS_KEY_ID: required when NODE_ENV=production (a local master key file ${DEVELOPMENT_ONLY})`,
+    );
+  }
   if (env.DATABASE_URL && !/^postgres(ql)?:\/\//.test(env.DATABASE_URL)) {
     problems.push('DATABASE_URL: must be a postgres:// or postgresql:// URL');
+  }
+  if (production && !env.DATABASE_URL) {
+    problems.push(
+      `DATABASE_URL: required when NODE_ENV=production (the embedded PGlite ledger ${DEVELOPMENT_ONLY})`,
+    );
   }
   const s3Prefix = env.S3_PREFIX ?? '';
   if (s3Prefix && !/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*\/?$/.test(s3Prefix)) {
     problems.push('S3_PREFIX: must be `/`-separated segments of letters, digits, `.`, `_`, `-`');
   }
-  const jumio = jumioConfig(env, problems);
+  if (env.HTTP_HEADERS_TIMEOUT_MS > env.HTTP_REQUEST_TIMEOUT_MS) {
+    problems.push('HTTP_HEADERS_TIMEOUT_MS: must not exceed HTTP_REQUEST_TIMEOUT_MS');
+  }
+  const jumio = jumioConfig(env, problems, production);
   const loopbackJumio =
     jumio.mode === 'embedded-simulator' || isLoopbackHttpUrl(new URL(jumio.baseUrl));
   // Jumio's published list for the region; loopback when Jumio is a local simulator.
@@ -330,7 +395,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): VaultConfig
     );
   const trustProxy = env.TRUST_PROXY ?? false;
   const apiKeys = env.VAULT_API_KEYS ?? [];
-  if (apiKeys.length === 0 && env.DATABASE_URL) {
+  if (apiKeys.length === 0 && production) {
+    problems.push(
+      `VAULT_API_KEYS: required when NODE_ENV=production (a generated admin token ${DEVELOPMENT_ONLY})`,
+    );
+  } else if (apiKeys.length === 0 && env.DATABASE_URL) {
     problems.push(
       'VAULT_API_KEYS: required with DATABASE_URL (a generated admin token is for the embedded setup only)',
     );
@@ -341,14 +410,22 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): VaultConfig
   if (env.AUDIT_SIGNING_KMS_KEY_ID && env.AUDIT_SIGNING_KEY_FILE) {
     problems.push('AUDIT_SIGNING_KEY_FILE: set either it or AUDIT_SIGNING_KMS_KEY_ID, not both');
   }
-  if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
 
   return {
     port: env.PORT,
     host: env.HOST,
+    metricsPort: env.METRICS_PORT,
     logLevel: env.LOG_LEVEL,
     dataDir,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    http: {
+      headersTimeoutMs: env.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: env.HTTP_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: env.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      maxConnections: env.HTTP_MAX_CONNECTIONS,
+    },
+    readinessCacheMs: env.READINESS_CACHE_MS,
+    audit: { denialIntervalMs: env.AUDIT_DENIAL_INTERVAL_MS },
     database: env.DATABASE_URL
       ? { kind: 'postgres', url: env.DATABASE_URL, poolMax: env.DATABASE_POOL_MAX }
       : { kind: 'pglite', dataDir: path.join(dataDir, 'ledger') },
@@ -356,7 +433,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): VaultConfig
       env.BLOB_STORE === 's3'
         ? {
             kind: 's3',
-            bucket: env.S3_BUCKET!,
+            bucket: env.S3_BUCKET ?? '',
             prefix: s3Prefix,
             endpoint: env.S3_ENDPOINT?.toString(),
             forcePathStyle: env.S3_FORCE_PATH_STYLE,

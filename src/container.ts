@@ -6,6 +6,13 @@ import { EncryptionSdkEnvelope } from './adapters/crypto/encryption-sdk-envelope
 import { kmsKeyring, localKeyring } from './adapters/crypto/keyrings';
 import { loadOrCreateLocalKey } from './adapters/crypto/local-key';
 import { runMigrations } from './adapters/ledger/migrations';
+import {
+  instrumentBlobStore,
+  instrumentEnvelope,
+  instrumentJumio,
+  instrumentLedger,
+  Metrics,
+} from './adapters/metrics';
 import { PgDatabase } from './adapters/ledger/pg-database';
 import { PgliteDatabase } from './adapters/ledger/pglite-database';
 import type { SqlDatabase } from './adapters/ledger/sql';
@@ -14,8 +21,9 @@ import {
   UndiciJumioClient,
   type UndiciJumioClientOptions,
 } from './adapters/jumio/undici-jumio-client';
-import type { AppDeps } from './app';
+import type { AppDeps, DependencyTargets } from './app';
 import type { JumioConfig, VaultConfig } from './config';
+import { DenialAggregator } from './core/denials';
 import { loadUserReferenceHasher } from './core/enrollment/context';
 import { BlobStores } from './core/blobs';
 import { OrphanSweep } from './core/enrollment/orphans';
@@ -44,6 +52,7 @@ import { startSimulator, type RunningSimulator } from './simulator/server';
 
 /** The only place adapters are constructed: everything else receives ports. */
 export interface Container extends AppDeps {
+  metrics: Metrics;
   jumio: JumioApi;
   pipeline: EnrollmentPipeline;
   /** Periodic tasks (orphan sweep) on the `schedules` queue; tests step it themselves. */
@@ -81,6 +90,43 @@ export async function openDatabase(config: VaultConfig): Promise<SqlDatabase> {
   }
   await mkdir(config.database.dataDir, { recursive: true, mode: 0o700 });
   return PgliteDatabase.open(config.database.dataDir);
+}
+
+/** A URL without user, password, query or fragment (for logs). */
+function withoutSecrets(raw: string): string | null {
+  try {
+    const url = new URL(raw);
+    return `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`;
+  } catch {
+    return null;
+  }
+}
+
+/** Where each dependency lives, for readiness log lines: never a credential. */
+export function dependencyTargets(config: VaultConfig): DependencyTargets {
+  const db = config.database;
+  const blobs = config.blobs;
+  const envelope = config.envelope;
+  return {
+    ledger:
+      db.kind === 'postgres'
+        ? { kind: 'postgres', server: withoutSecrets(db.url) }
+        : { kind: 'pglite', dataDir: db.dataDir },
+    blobs:
+      blobs.kind === 's3'
+        ? {
+            kind: 's3',
+            bucket: blobs.bucket,
+            prefix: blobs.prefix,
+            endpoint: blobs.endpoint === undefined ? 'AWS' : withoutSecrets(blobs.endpoint),
+            region: blobs.region ?? null,
+          }
+        : { kind: 'fs', root: blobs.root },
+    envelope:
+      envelope.kind === 'kms'
+        ? { kind: 'kms', keyId: envelope.keyId, region: envelope.region ?? null }
+        : { kind: 'local', keyFile: envelope.keyFile },
+  };
 }
 
 async function buildEnvelope(config: VaultConfig, logger: Logger): Promise<Envelope> {
@@ -178,20 +224,21 @@ export async function buildContainer(
   overrides: ContainerOverrides = {},
 ): Promise<Container> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const envelope = await buildEnvelope(config, logger);
+  const metrics = new Metrics();
+  const envelope = instrumentEnvelope(await buildEnvelope(config, logger), metrics);
   const configuredBlobs = buildBlobStore(config);
-  const blobs = overrides.wrapBlobs ? overrides.wrapBlobs(configuredBlobs) : configuredBlobs;
+  const blobs = instrumentBlobStore(
+    overrides.wrapBlobs ? overrides.wrapBlobs(configuredBlobs) : configuredBlobs,
+    metrics,
+  );
   const apiKeys =
     config.apiKeys.length > 0
       ? config.apiKeys
       : [(await ensureAdminToken(config.dataDir, logger)).key];
   // Jumio first: a taken simulator port fails start-up before the ledger is opened.
-  const { jumio, simulator } = await buildJumio(
-    config.jumio,
-    config.facemapMaxBytes,
-    logger,
-    overrides.jumio,
-  );
+  const built = await buildJumio(config.jumio, config.facemapMaxBytes, logger, overrides.jumio);
+  const { simulator } = built;
+  const jumio = instrumentJumio(built.jumio, metrics);
   const closers: Array<() => Promise<void>> = [() => jumio.close()];
   if (simulator) closers.push(() => simulator.close());
   const closeAll = async () => {
@@ -202,7 +249,7 @@ export async function buildContainer(
     closers.push(() => db.close());
     const applied = await runMigrations(db);
     if (applied.length > 0) logger.info({ applied }, 'ledger migrations applied');
-    const ledger = new SqlLedger(db);
+    const ledger = instrumentLedger(new SqlLedger(db), metrics);
     // Entries written before the chain existed are chained once, in id order.
     const sealed = await ledger.transaction((tx) => tx.audit.sealUnchained());
     if (sealed > 0) logger.info({ sealed }, 'audit entries from before the chain were chained');
@@ -216,7 +263,7 @@ export async function buildContainer(
     const stores = new BlobStores(blobs);
     const pipeline = new EnrollmentPipeline(
       { ledger, blobs: stores, envelope, jumio, clock, logger, hashUserReference },
-      { ...intake, ...overrides.pipeline },
+      { ...intake, observe: metrics.workHooks.observe, ...overrides.pipeline },
     );
     const signer = await buildAuditSigner(config, logger);
     const cursors = await loadCursorCodec(ledger, envelope);
@@ -241,8 +288,26 @@ export async function buildContainer(
       { ledger, clock },
     );
     await scheduleJob.ensureScheduled();
-    const schedules = new Worker(scheduleJob, { ledger, clock, logger });
+    const schedules = new Worker(
+      scheduleJob,
+      { ledger, clock, logger },
+      { hooks: metrics.workHooks },
+    );
+    metrics.observeLedger(ledger, () => clock.now());
     let loops: Loop[] = [];
+    const denials = new DenialAggregator(
+      { ledger, clock, logger },
+      { intervalMs: config.audit.denialIntervalMs },
+    );
+    denials.start();
+    if (typeof config.trustProxy === 'number') {
+      logger.warn(
+        { trustProxy: config.trustProxy },
+        'TRUST_PROXY is a hop count: anyone who reaches the vault directly (not through the ' +
+          'proxies) can choose the address it sees via X-Forwarded-For. Set TRUST_PROXY to ' +
+          "the proxies' addresses or CIDRs instead",
+      );
+    }
     logger.info(
       {
         ledger: db.kind,
@@ -260,11 +325,15 @@ export async function buildContainer(
       envelope,
       logger,
       clock,
+      metrics,
       intake,
       apiKeys,
       callbackAllowlist: new CidrAllowlist(config.callbackAllowedCidrs),
       trustProxy: config.trustProxy,
       compliance: { stores, signer, cursors, erasures, retentionDays },
+      denials,
+      readinessCacheMs: config.readinessCacheMs,
+      dependencies: dependencyTargets(config),
       jumio,
       pipeline,
       schedules,
@@ -282,6 +351,8 @@ export async function buildContainer(
       },
       async close() {
         await Promise.all(loops.map((loop) => loop.stop()));
+        // The last interval's denial counts, while the ledger is still open.
+        await denials.close();
         await closeAll();
       },
     };

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import pino, { type DestinationStream } from 'pino';
 import type { Logger } from './core/ports';
 
@@ -16,6 +17,17 @@ export const REDACT_PATHS = [
   '*.token',
 ];
 
+/** What every log line written while handling one request carries. */
+export interface RequestContext {
+  requestId: string;
+}
+
+/**
+ * The request being handled, for log lines written anywhere below the HTTP layer (core
+ * and adapters log through the injected logger and know nothing of requests).
+ */
+export const requestContext = new AsyncLocalStorage<RequestContext>();
+
 /** JSON logs on stdout (or `destination`, which tests use to capture every line). */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino(
@@ -24,6 +36,11 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       base: { service: 'facemap-vault' },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
+      // Inside a request, every line (children's included) names it.
+      mixin: () => {
+        const context = requestContext.getStore();
+        return context === undefined ? {} : { requestId: context.requestId };
+      },
     },
     destination,
   );

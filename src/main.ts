@@ -1,7 +1,9 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
+import { startMetricsServer } from './adapters/metrics';
 import { createApp } from './app';
 import { ConfigError, loadConfig } from './config';
 import { buildContainer } from './container';
+import { createHttpServer } from './http/server';
 import { closeGracefully } from './http/shutdown';
 import { createLogger } from './logging';
 
@@ -37,13 +39,26 @@ async function main(): Promise<void> {
   }
 
   const app = createApp(container);
-  const server = createServer(app);
+  const server = createHttpServer(app, config.http);
   try {
     await listen(server, config.port, config.host);
   } catch (error) {
     await container.close().catch(() => undefined);
     die(`PORT ${config.port}: ${error instanceof Error ? error.message : String(error)}`);
   }
+  // /metrics on its own port, never where Jumio's callbacks arrive.
+  const metricsServer =
+    config.metricsPort === 0
+      ? undefined
+      : await startMetricsServer(container.metrics, config.metricsPort, config.host).catch(
+          async (error: unknown) => {
+            server.close();
+            await container.close().catch(() => undefined);
+            die(
+              `METRICS_PORT ${config.metricsPort}: ${error instanceof Error ? error.message : String(error)}`,
+            );
+          },
+        );
   container.startWorkers();
   const address = server.address();
   logger.info(
@@ -60,6 +75,7 @@ async function main(): Promise<void> {
       logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timeout: closing connections'),
     ).then(async () => {
       try {
+        await metricsServer?.close();
         await container.close();
         logger.info({}, 'stopped');
         process.exit(0);

@@ -263,6 +263,8 @@ export interface EnrollmentRepository {
     userReference: string,
     options?: { forUpdate?: boolean },
   ): Promise<EnrollmentRecord | null>;
+  /** How many enrollments are in each state (states with none are absent). */
+  countByState(): Promise<Partial<Record<EnrollmentState, number>>>;
   /** The enrollments among `references` (the orphan sweep checks a listing page at once). */
   getMany(references: string[]): Promise<EnrollmentRecord[]>;
   /**

@@ -13,7 +13,9 @@ import type { Request, RequestHandler, Response } from 'express';
 import { createSecretFile, readSecretFile, SecretFileError } from '../adapters/secret-file';
 import { VaultError } from '../core/errors';
 import type { Logger } from '../core/ports';
-import { requestPathOf, sourceAddressOf } from './callback-origin';
+import { sourceAddressOf } from './callback-origin';
+import { errorBody } from './errors';
+import { requestPathOf } from './middleware';
 
 export const ROLES = ['admin', 'authenticator', 'auditor', 'onboarding'] as const;
 export type Role = (typeof ROLES)[number];
@@ -192,15 +194,15 @@ export function authenticate(keys: readonly ApiKey[], options: DenialOptions): R
         'WWW-Authenticate',
         failure === 'missing_token' ? REALM : `${REALM}, error="invalid_token"`,
       )
-      .json({
-        error: {
-          code: 'unauthorized',
-          message:
-            failure === 'missing_token'
-              ? 'a bearer token is required'
-              : 'the bearer token is malformed or not recognised',
-        },
-      });
+      .json(
+        errorBody(
+          res,
+          'unauthorized',
+          failure === 'missing_token'
+            ? 'a bearer token is required'
+            : 'the bearer token is malformed or not recognised',
+        ),
+      );
   };
 }
 
@@ -225,7 +227,7 @@ export function requireRole(roles: readonly Role[], options: DenialOptions): Req
       res
         .status(401)
         .set('WWW-Authenticate', REALM)
-        .json({ error: { code: 'unauthorized', message: 'a bearer token is required' } });
+        .json(errorBody(res, 'unauthorized', 'a bearer token is required'));
       return;
     }
     if (allowed.has(caller.role)) {
@@ -237,9 +239,7 @@ export function requireRole(roles: readonly Role[], options: DenialOptions): Req
       reason: 'role_not_allowed',
       caller: caller.name,
     });
-    res.status(403).json({
-      error: { code: 'forbidden', message: `role ${caller.role} may not use this route` },
-    });
+    res.status(403).json(errorBody(res, 'forbidden', `role ${caller.role} may not use this route`));
   };
 }
 

@@ -10,6 +10,8 @@ import type { Request, RequestHandler } from 'express';
 import type { JumioRegion } from '../adapters/jumio/undici-jumio-client';
 import { VaultError } from '../core/errors';
 import type { Logger } from '../core/ports';
+import { errorBody } from './errors';
+import { requestPathOf } from './middleware';
 
 /** Jumio's published callback source addresses (jumio-api.md), the default allowlists. */
 export const JUMIO_CALLBACK_IPS: Readonly<Record<JumioRegion, readonly string[]>> = {
@@ -247,7 +249,7 @@ export function callbackOrigin(options: {
         'recording a refused callback failed',
       );
     }
-    res.status(403).json({ error: { code: 'forbidden', message: 'callback source not allowed' } });
+    res.status(403).json(errorBody(res, 'forbidden', 'callback source not allowed'));
   };
 }
 
@@ -261,13 +263,6 @@ export function sourceAddressOf(req: Request): string | undefined {
   const normal = normalizeAddress(ip);
   if (normal !== undefined) return normal.address;
   return ip.slice(0, 64).replace(/[^\x21-\x7e]/g, '?');
-}
-
-/** The full path (router mounts included), without the query string, bounded. */
-export function requestPathOf(req: Request): string {
-  const url = req.originalUrl || req.url;
-  const q = url.indexOf('?');
-  return (q === -1 ? url : url.slice(0, q)).slice(0, 512);
 }
 
 export type LookupAll = (

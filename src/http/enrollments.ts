@@ -2,6 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import {
   currentEnrollment,
+  enrollmentByScan,
   registerIntent,
   replayFailed,
   resolveParked,
@@ -98,6 +99,27 @@ export function enrollmentRoutes(deps: EnrollmentRouteDeps): Router {
   route(
     {
       method: 'get',
+      path: '/v1/enrollments/by-scan/{scanReference}',
+      summary: 'The enrollment with this Jumio scan reference, whatever its state or user',
+      description:
+        'A rejected onboarding (no usable user reference included) can be found by the ' +
+        'reference Jumio shows.',
+      tags,
+      roles: ['admin', 'auditor'],
+      params: z.strictObject({ scanReference: scanReferenceSchema }),
+      responses: {
+        200: { description: 'the enrollment', schema: enrollmentViewSchema },
+        404: { description: 'no enrollment for this scan reference' },
+      },
+    },
+    async ({ params }, _req, res) => {
+      res.json(await enrollmentByScan(deps.ledger, params.scanReference));
+    },
+  );
+
+  route(
+    {
+      method: 'get',
       path: '/v1/enrollments/{userReference}',
       summary: "The user's ACTIVE enrollment, else the most recent, and the others",
       tags,
@@ -163,5 +185,6 @@ export function enrollmentRoutes(deps: EnrollmentRouteDeps): Router {
       res.json(await resolveParked(deps, params.scanReference, body.action, caller(res)));
     },
   );
+
   return router;
 }

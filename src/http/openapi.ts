@@ -84,6 +84,7 @@ function operation(
   if (spec.params || spec.query || spec.body || spec.headers) {
     errors[400] = 'invalid input: every invalid field is listed in `error.fields`';
   }
+  if (spec.body) errors[413] = 'request body too large';
   if (spec.roles) {
     errors[401] = 'missing or unknown bearer token';
     errors[403] = "the key's role may not use this route";

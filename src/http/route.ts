@@ -1,7 +1,7 @@
-import type { Request, RequestHandler, Response, Router } from 'express';
+import { Router, type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
 import type { Role } from './api-keys';
-import { HttpError } from './errors';
+import { HttpError, methodNotAllowed } from './errors';
 
 /**
  * Routes are declared once, with the zod schemas they validate with; the same declaration
@@ -52,10 +52,27 @@ export interface RouteAuth {
 /** Every declared route; the OpenAPI document is built from it. */
 export class RouteRegistry {
   readonly routes: RouteSpec[] = [];
+  /** The routes `defineRoute` mounted (the others answer 405 themselves). */
+  readonly mounted: RouteSpec[] = [];
 
   /** Documents a route served by hand (the webhook, health probes). */
   document(spec: RouteSpec): void {
     this.routes.push(spec);
+  }
+
+  /**
+   * 405 with `Allow` for a known path and another method. Mounted after every router, so
+   * that a path two routers share reaches the route with its method first.
+   */
+  methodNotAllowed(): Router {
+    const router = Router();
+    const methods = new Map<string, string[]>();
+    for (const spec of this.mounted) {
+      const path = expressPath(spec.path);
+      methods.set(path, [...(methods.get(path) ?? []), spec.method.toUpperCase()]);
+    }
+    for (const [path, allowed] of methods) router.all(path, methodNotAllowed(...allowed));
+    return router;
   }
 }
 
@@ -129,6 +146,7 @@ export function defineRoute<S extends RouteSpec>(
   handler: (input: RouteInput<S>, req: Request, res: Response) => Promise<void>,
 ): void {
   registry.routes.push(spec);
+  registry.mounted.push(spec);
   const guards = spec.roles ? [auth.requireRole(...spec.roles)] : [];
   router[spec.method](expressPath(spec.path), ...guards, async (req, res) => {
     const input = parseInputs(spec, req) as RouteInput<S>;

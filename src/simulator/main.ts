@@ -14,6 +14,13 @@ function port(raw: string | undefined): number {
   return n;
 }
 
+/** `NAME=value`, single-quoted when the value holds anything a shell would interpret. */
+function envLine(name: string, value: string): string {
+  return /^[A-Za-z0-9._:/@%+=,-]*$/.test(value)
+    ? `${name}=${value}`
+    : `${name}='${value.replace(/'/g, `'\\''`)}'`;
+}
+
 async function main(): Promise<void> {
   const env = process.env;
   const logger = {
@@ -32,19 +39,31 @@ async function main(): Promise<void> {
     logger,
   });
   const c = sim.credentials;
+  const separateAdmin = c.adminApiToken !== c.apiToken || c.adminApiSecret !== c.apiSecret;
   console.log(
     [
       `Jumio simulator listening on ${sim.baseUrl}  (development only: in-memory, no TLS)`,
       '',
-      `  JUMIO_BASE_URL=${sim.baseUrl}`,
-      `  API credentials:   ${c.apiToken} / ${c.apiSecret}`,
-      `  Admin credentials: ${c.adminApiToken} / ${c.adminApiSecret}  (Retrieval and Delete)`,
-      '  User-Agent must look like "Company App/1.2.3".',
+      "Paste into the vault's environment (npm start in another terminal):",
+      '',
+      envLine('JUMIO_BASE_URL', sim.baseUrl),
+      envLine('JUMIO_API_TOKEN', c.apiToken),
+      envLine('JUMIO_API_SECRET', c.apiSecret),
+      ...(separateAdmin
+        ? [
+            envLine('JUMIO_ADMIN_API_TOKEN', c.adminApiToken),
+            envLine('JUMIO_ADMIN_API_SECRET', c.adminApiSecret),
+          ]
+        : []),
+      '',
+      `API credentials:   ${c.apiToken} / ${c.apiSecret}`,
+      `Admin credentials: ${c.adminApiToken} / ${c.adminApiSecret}  (Retrieval and Delete)`,
+      'User-Agent must look like "Company App/1.2.3".',
       '',
       'Control API (no auth):',
       ...CONTROL_API_SUMMARY.map((line) => `  ${line}`),
       '',
-      'Details: src/simulator/README.md',
+      'Details: README.md, section "Jumio simulator"',
     ].join('\n'),
   );
   let stopping = false;

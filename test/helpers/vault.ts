@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,6 +8,8 @@ import { loadConfig } from '../../src/config';
 import { buildContainer, type Container, type ContainerOverrides } from '../../src/container';
 import type { RetryPolicy } from '../../src/core/enrollment/pipeline';
 import { hashToken } from '../../src/http/api-keys';
+import { createHttpServer } from '../../src/http/server';
+import { recordingResponses } from './conformance';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
 import { createPostgresDatabase } from './ledgers';
 import { captureLogs } from './logs';
@@ -190,7 +192,9 @@ export async function startTestVault(
       ...options.overrides?.jumio,
     },
   });
-  const server: Server = createServer(createApp(container));
+  // Every response is recorded and checked against /openapi.json when the file ends.
+  const app = createApp(container);
+  const server: Server = createHttpServer(recordingResponses(app), config.http);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;

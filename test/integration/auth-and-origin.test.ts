@@ -156,7 +156,11 @@ describe('callback origin and API authentication over HTTP', () => {
         const res = await callback(app, JUMIO_IP);
         expect(res.status).toBe(403);
         expect(res.body).toEqual({
-          error: { code: 'forbidden', message: 'callback source not allowed' },
+          error: {
+            code: 'forbidden',
+            message: 'callback source not allowed',
+            requestId: res.id,
+          },
         });
         expect(received).toEqual([]);
         const events = await auditFor(res.id);

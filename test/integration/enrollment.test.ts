@@ -328,14 +328,20 @@ describe.each(vaultLedgerKinds)('enrollment on %s', (_name, chooseLedger) => {
         .send({ callBackType: 'NETVERIFYID', jumioIdScanReference: ref })
         .expect(403);
       expect(res.body).toEqual({
-        error: { code: 'forbidden', message: 'callback source not allowed' },
+        error: {
+          code: 'forbidden',
+          message: 'callback source not allowed',
+          requestId: res.headers['x-request-id'],
+        },
       });
       expect(await get(ref)).toBeNull();
+      // Counted, then audited as one summary per source and reason (invariant 9).
+      await vault.container.denials.flush();
       const refused = await vault.container.ledger.transaction((tx) =>
         tx.audit.list({ limit: 1000 }),
       );
       expect(refused.at(-1)).toMatchObject({ type: 'callback.refused' });
-      expect(refused.at(-1)!.details.sourceAddress).toBe('127.0.0.1');
+      expect(refused.at(-1)!.details).toMatchObject({ sourceAddress: '127.0.0.1', count: 1 });
       expect(vault.logs.text()).toContain('callback refused: source address not allowed');
       // Behind one trusted proxy hop, the forwarded address is the source.
       await request(
@@ -707,6 +713,7 @@ describe.each(vaultLedgerKinds)('enrollment on %s', (_name, chooseLedger) => {
 
   describe('internal API', () => {
     it('requires a bearer token and the right role, and audits denials', async () => {
+      await vault.container.denials.flush();
       await request(vault.url).get('/v1/enrollments/someone').expect(401);
       await request(vault.url)
         .get('/v1/enrollments/someone')
@@ -720,10 +727,16 @@ describe.each(vaultLedgerKinds)('enrollment on %s', (_name, chooseLedger) => {
         .get('/v1/enrollments/nobody-here')
         .set('Authorization', `Bearer ${TOKENS.authenticator}`)
         .expect(404);
+      await vault.container.denials.flush();
       const denied = (
         await vault.container.ledger.transaction((tx) => tx.audit.list({ limit: 1000 }))
       ).filter((a) => a.type === 'request.denied');
       expect(denied.map((a) => a.details.status).slice(-3)).toEqual([401, 401, 403]);
+      expect(denied.map((a) => a.details.reason).slice(-3)).toEqual([
+        'missing_token',
+        'unknown_token',
+        'role_not_allowed',
+      ]);
       expect(denied.at(-1)!.actor).toBe('onboarding-svc');
     });
 

@@ -11,6 +11,7 @@ import { PgDatabase } from '../../src/adapters/ledger/pg-database';
 import { PgliteDatabase } from '../../src/adapters/ledger/pglite-database';
 import { SqlLedger } from '../../src/adapters/ledger/sql-ledger';
 import { createApp, type AppDeps } from '../../src/app';
+import { DenialAggregator } from '../../src/core/denials';
 import { VaultError } from '../../src/core/errors';
 import { systemClock } from '../../src/core/ports';
 import { CidrAllowlist } from '../../src/http/callback-origin';
@@ -29,6 +30,7 @@ describe('HTTP shell', () => {
     await runMigrations(db);
     logs = captureLogs();
     deps = {
+      denials: undefined as unknown as DenialAggregator,
       ledger: new SqlLedger(db),
       blobs: new FsBlobStore(path.join(dir, 'blobs')),
       envelope: new EncryptionSdkEnvelope({
@@ -46,7 +48,14 @@ describe('HTTP shell', () => {
       apiKeys: [],
       callbackAllowlist: new CidrAllowlist(['127.0.0.1/32']),
       trustProxy: false,
+      readinessCacheMs: 0,
+      dependencies: {
+        ledger: { kind: 'pglite' },
+        blobs: { kind: 'fs', root: path.join(dir, 'blobs') },
+        envelope: { kind: 'local' },
+      },
     };
+    deps.denials = new DenialAggregator(deps, { intervalMs: 60_000 });
   });
   afterAll(async () => {
     await db.close();
@@ -86,6 +95,7 @@ describe('HTTP shell', () => {
     expect(res.body.error).toEqual({
       code: 'not_ready',
       message: 'dependency failed: blobs',
+      requestId: res.headers['x-request-id'],
     });
   });
 
@@ -129,7 +139,11 @@ describe('HTTP shell', () => {
   it('answers unknown routes with the JSON error shape', async () => {
     const res = await request(createApp(deps)).get('/nothing-here').expect(404);
     expect(res.body).toEqual({
-      error: { code: 'not_found', message: 'no route for GET /nothing-here' },
+      error: {
+        code: 'not_found',
+        message: 'no route for GET /nothing-here',
+        requestId: res.headers['x-request-id'],
+      },
     });
   });
 

@@ -22,6 +22,7 @@ const MATRIX: Record<string, readonly Role[]> = {
   'GET /v1/enrollments/{userReference}': ['admin', 'auditor', 'authenticator'],
   'DELETE /v1/enrollments/{userReference}': ['admin'],
   'POST /v1/enrollments/{userReference}/replay': ['admin'],
+  'GET /v1/enrollments/by-scan/{scanReference}': ['admin', 'auditor'],
   'POST /v1/enrollments/by-scan/{scanReference}/resolve': ['admin'],
   'PUT /v1/enrollments/{userReference}/legal-hold': ['admin'],
   'DELETE /v1/enrollments/{userReference}/legal-hold': ['admin'],

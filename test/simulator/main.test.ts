@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import { loadConfig } from '../../src/config';
 import { ROOT, waitFor } from '../helpers/process';
 
 describe('npm run simulator (src/simulator/main.ts)', () => {
@@ -21,7 +22,20 @@ describe('npm run simulator (src/simulator/main.ts)', () => {
         async () => /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1],
       );
       await waitFor(async () => (out.includes('Control API') ? true : undefined));
-      expect(out).toContain(`JUMIO_BASE_URL=${baseUrl}`);
+      // Paste-ready lines, each at the start of its line, that the vault's config accepts.
+      const pasted = Object.fromEntries(
+        [...out.matchAll(/^(JUMIO_[A-Z_]+)=(\S+)$/gm)].map((m) => [m[1]!, m[2]!]),
+      );
+      expect(pasted).toEqual({
+        JUMIO_BASE_URL: baseUrl,
+        JUMIO_API_TOKEN: 'sim-api-token',
+        JUMIO_API_SECRET: 'sim-api-secret',
+      });
+      expect(loadConfig(pasted).jumio).toMatchObject({
+        mode: 'remote',
+        baseUrl,
+        credentials: { token: 'sim-api-token', secret: 'sim-api-secret' },
+      });
       expect(out).toContain('sim-api-token / sim-api-secret');
       expect(out).toMatch(/POST +\/__sim\/scans/);
       expect(out).toMatch(/POST +\/__sim\/faults/);

@@ -225,7 +225,7 @@ describe('authenticate and requireRole', () => {
   it('answers 401 with WWW-Authenticate when the token is missing, and reports it', async () => {
     const res = await request(app).get('/v1/whoami?user=x').expect(401);
     expect(res.body).toEqual({
-      error: { code: 'unauthorized', message: 'a bearer token is required' },
+      error: { code: 'unauthorized', message: 'a bearer token is required', requestId: 'req-1' },
     });
     expect(res.headers['www-authenticate']).toBe('Bearer realm="facemap-vault"');
     expect(denied).toEqual([

@@ -94,7 +94,6 @@ describe('loadConfig', () => {
     expect(named).toEqual(
       expect.arrayContaining(['PORT', 'LOG_LEVEL', 'FACEMAP_MAX_BYTES', 'S3_FORCE_PATH_STYLE']),
     );
-    // Cross-field rules are reported once the single fields are valid.
     expect(problemsOf({ BLOB_STORE: 's3' })).toEqual(
       expect.arrayContaining([
         'S3_BUCKET: required when BLOB_STORE=s3',
@@ -176,19 +175,106 @@ describe('loadConfig', () => {
     expect(ok.enrollment.binding).toBe('intent');
   });
 
-  it('refuses the embedded Jumio simulator when NODE_ENV=production', () => {
-    expect(problemsOf({ NODE_ENV: 'production' })).toEqual([
-      expect.stringMatching(/^JUMIO_API_TOKEN: required when NODE_ENV=production/),
-    ]);
+  it('refuses every development default when NODE_ENV=production, naming the setting to use', () => {
+    const problems = problemsOf({ NODE_ENV: 'production' });
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^JUMIO_API_TOKEN: required when NODE_ENV=production .*simulator/),
+        expect.stringMatching(/^JUMIO_API_SECRET: required when NODE_ENV=production/),
+        expect.stringMatching(/^KMS_KEY_ID: required when NODE_ENV=production .*local master key/),
+        expect.stringMatching(/^DATABASE_URL: required when NODE_ENV=production .*PGlite/),
+        expect.stringMatching(/^VAULT_API_KEYS: required when NODE_ENV=production .*admin token/),
+      ]),
+    );
+    for (const p of problems.filter((p) => /NODE_ENV=production/.test(p))) {
+      expect(p).toContain('VAULT_ALLOW_DEVELOPMENT_DEFAULTS=true');
+    }
     expect(loadConfig({ NODE_ENV: 'development' }).jumio.mode).toBe('embedded-simulator');
-    expect(
-      loadConfig({
-        NODE_ENV: 'production',
-        JUMIO_API_TOKEN: 't',
-        JUMIO_API_SECRET: 's',
-        JUMIO_USER_AGENT: 'Acme Vault/1.0',
-      }).jumio.mode,
-    ).toBe('remote');
+    // Explicitly allowed: the embedded defaults, as without NODE_ENV.
+    const allowed = loadConfig({
+      NODE_ENV: 'production',
+      VAULT_ALLOW_DEVELOPMENT_DEFAULTS: 'true',
+    });
+    expect(allowed.jumio.mode).toBe('embedded-simulator');
+    expect(allowed.envelope.kind).toBe('local');
+    expect(allowed.database.kind).toBe('pglite');
+    expect(allowed.apiKeys).toEqual([]);
+    // A production configuration proper starts.
+    const production = loadConfig({
+      NODE_ENV: 'production',
+      JUMIO_API_TOKEN: 't',
+      JUMIO_API_SECRET: 's',
+      JUMIO_USER_AGENT: 'Acme Vault/1.0',
+      KMS_KEY_ID: 'arn:aws:kms:eu-west-1:111122223333:key/abc',
+      AWS_REGION: 'eu-west-1',
+      DATABASE_URL: 'postgres://vault@db/vault',
+      VAULT_API_KEYS: `ops:admin:${'a'.repeat(64)}`,
+    });
+    expect(production.jumio.mode).toBe('remote');
+    // Each development default alone is refused.
+    const { KMS_KEY_ID: _k, ...noKms } = {
+      NODE_ENV: 'production',
+      JUMIO_API_TOKEN: 't',
+      JUMIO_API_SECRET: 's',
+      JUMIO_USER_AGENT: 'Acme Vault/1.0',
+      KMS_KEY_ID: 'arn:aws:kms:eu-west-1:111122223333:key/abc',
+      AWS_REGION: 'eu-west-1',
+      DATABASE_URL: 'postgres://vault@db/vault',
+      VAULT_API_KEYS: `ops:admin:${'a'.repeat(64)}`,
+    };
+    expect(problemsOf(noKms)).toEqual([expect.stringMatching(/^KMS_KEY_ID: required/)]);
+  });
+
+  it('reports cross-variable problems together with invalid values, in one run', () => {
+    const problems = problemsOf({
+      PORT: 'abc',
+      JUMIO_BASE_URL: 'https://netverify.com',
+      BLOB_STORE: 's3',
+      HTTP_HEADERS_TIMEOUT_MS: '20000',
+      HTTP_REQUEST_TIMEOUT_MS: '10000',
+    });
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'PORT: must be an integer from 1 to 65535',
+        'JUMIO_API_TOKEN: required when JUMIO_BASE_URL is set',
+        'JUMIO_API_SECRET: required when JUMIO_BASE_URL is set',
+        expect.stringMatching(/^JUMIO_USER_AGENT: required/),
+        'S3_BUCKET: required when BLOB_STORE=s3',
+        'AWS_REGION: required when BLOB_STORE=s3',
+        'HTTP_HEADERS_TIMEOUT_MS: must not exceed HTTP_REQUEST_TIMEOUT_MS',
+      ]),
+    );
+    // An invalid variable is reported once, for its value, not again by a rule using it.
+    expect(problemsOf({ DATABASE_URL: 'postgres://db/x', VAULT_API_KEYS: 'ops:root:abc' })).toEqual(
+      [expect.stringMatching(/^VAULT_API_KEYS: entry 1/)],
+    );
+  });
+
+  it('reads the HTTP server, readiness cache and denial audit settings', () => {
+    expect(loadConfig({}).http).toEqual({
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      keepAliveTimeoutMs: 5_000,
+      maxConnections: 1000,
+    });
+    const config = loadConfig({
+      HTTP_HEADERS_TIMEOUT_MS: '2000',
+      HTTP_REQUEST_TIMEOUT_MS: '4000',
+      HTTP_KEEP_ALIVE_TIMEOUT_MS: '65000',
+      HTTP_MAX_CONNECTIONS: '50',
+      READINESS_CACHE_MS: '0',
+      AUDIT_DENIAL_INTERVAL_MS: '5000',
+    });
+    expect(config.http).toEqual({
+      headersTimeoutMs: 2000,
+      requestTimeoutMs: 4000,
+      keepAliveTimeoutMs: 65_000,
+      maxConnections: 50,
+    });
+    expect(config.readinessCacheMs).toBe(0);
+    expect(config.audit).toEqual({ denialIntervalMs: 5000 });
+    expect(loadConfig({}).readinessCacheMs).toBe(10_000);
+    expect(loadConfig({}).audit.denialIntervalMs).toBe(60_000);
   });
 
   it('never echoes a secret value in its messages', () => {

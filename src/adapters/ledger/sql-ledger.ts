@@ -347,6 +347,13 @@ class SqlEnrollmentRepository implements EnrollmentRepository {
     return rows[0] ? toEnrollment(rows[0]) : null;
   }
 
+  async countByState(): Promise<Partial<Record<EnrollmentState, number>>> {
+    const { rows } = await this.sql.query<{ state: EnrollmentState; n: string | number }>(
+      'SELECT state, count(*) AS n FROM enrollments GROUP BY state',
+    );
+    return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+  }
+
   async getMany(references: string[]): Promise<EnrollmentRecord[]> {
     if (references.length === 0) return [];
     const { rows } = await this.sql.query<Record<string, unknown>>(

@@ -22,11 +22,17 @@ export async function receiveAuthenticationCallback(
 ): Promise<{ created: boolean }> {
   const reference = single(fields, 'transactionReference');
   if (!reference || !JUMIO_REFERENCE.test(reference)) {
-    throw new CallbackFormatError('transactionReference is missing or malformed');
+    throw new CallbackFormatError(
+      'transactionReference is missing or malformed',
+      'malformed_transaction_reference',
+    );
   }
   const result = authenticationResultSchema.safeParse(single(fields, 'transactionResult'));
   if (!result.success || !FINAL.has(result.data)) {
-    throw new CallbackFormatError('transactionResult is missing or not a final result');
+    throw new CallbackFormatError(
+      'transactionResult is missing or not a final result',
+      'invalid_transaction_result',
+    );
   }
   const rawEnrollment = single(fields, 'enrollmentTransactionReference');
   const enrollment = rawEnrollment && JUMIO_REFERENCE.test(rawEnrollment) ? rawEnrollment : null;

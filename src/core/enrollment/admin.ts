@@ -1,6 +1,6 @@
 import { VaultError } from '../errors';
 import type { Clock, EnrollmentIntent, EnrollmentRecord, Ledger } from '../ports';
-import { isValidUserReference, JUMIO_REFERENCE } from './callback';
+import { isValidUserReference, JUMIO_REFERENCE, USER_REFERENCE_RULE } from './callback';
 import { nextStep, supersede } from './pipeline';
 
 /** What the read API shows of an enrollment: lifecycle metadata, never bytes. */
@@ -59,9 +59,7 @@ export class InvalidRequestError extends VaultError {
 
 function assertUserReference(userReference: string): void {
   if (!isValidUserReference(userReference)) {
-    throw new InvalidRequestError(
-      'userReference must be 1-100 characters of letters, digits, . _ : - and not an email address or phone number',
-    );
+    throw new InvalidRequestError(`userReference ${USER_REFERENCE_RULE}`);
   }
 }
 
@@ -93,6 +91,24 @@ export async function currentEnrollment(
       ...(e.lastError ? { lastError: e.lastError } : {}),
     }));
   return { ...toEnrollmentView(current), history };
+}
+
+/**
+ * One enrollment by its scan reference, whatever its state or user: a rejected onboarding
+ * (invalid or missing user reference included) can be found by what Jumio shows.
+ */
+export async function enrollmentByScan(
+  ledger: Ledger,
+  scanReference: string,
+): Promise<EnrollmentView> {
+  if (!JUMIO_REFERENCE.test(scanReference)) {
+    throw new InvalidRequestError(
+      'scanReference must be a Jumio scan reference (1-36 letters, digits and -)',
+    );
+  }
+  const enrollment = await ledger.transaction((tx) => tx.enrollments.get(scanReference));
+  if (!enrollment) throw new NotFoundError('no enrollment for this scan reference');
+  return toEnrollmentView(enrollment);
 }
 
 /**

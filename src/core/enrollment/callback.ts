@@ -44,7 +44,15 @@ export interface IdVerificationCallback {
   callbackDate: Date | null;
 }
 
-export class CallbackFormatError extends Error {}
+/** A callback that cannot be read; `reason` is a stable code for the unreadable-callback record. */
+export class CallbackFormatError extends Error {
+  constructor(
+    message: string,
+    readonly reason = 'malformed_fields',
+  ) {
+    super(message);
+  }
+}
 
 const ENUM_LIKE = /^[A-Z0-9_]{1,64}$/;
 
@@ -66,7 +74,10 @@ export function parseIdVerificationCallback(
 ): IdVerificationCallback {
   const enrollmentReference = single(fields, 'jumioIdScanReference');
   if (!enrollmentReference || !JUMIO_REFERENCE.test(enrollmentReference)) {
-    throw new CallbackFormatError('jumioIdScanReference is missing or malformed');
+    throw new CallbackFormatError(
+      'jumioIdScanReference is missing or malformed',
+      'malformed_scan_reference',
+    );
   }
   const status = single(fields, 'verificationStatus');
   const verification = single(fields, 'identityVerification');
@@ -99,24 +110,61 @@ export function parseIdVerificationCallback(
 // ---------------------------------------------------------------- user reference
 
 const USER_REFERENCE = /^[A-Za-z0-9._:-]{1,100}$/;
-const EMAIL_LIKE = /@/;
-/** Phone numbers as people write them: +49 151..., (555) 123-4567, 555-123-4567, 555.123.4567. */
-const PHONE_LIKE = [/^\+\d[\d\s().-]{5,}$/, /^\(?\d{3}\)?[\s.-]?\d{3}[\s.-]\d{4}$/];
+/** What USER_REFERENCE lets through between digit groups. */
+const SEPARATORS = /[-._:]/g;
+/** SSN-shaped: 123-45-6789, 123.45.6789 (nine bare digits are too common an id to refuse). */
+const SSN_LIKE = /^\d{3}[-.]\d{2}[-.]\d{4}$/;
+/** A date alone (a date of birth?): 1990-05-17, 17.05.1990, 05-17-1990. */
+const DATE_LIKE = [/^\d{4}[-./]\d{1,2}[-./]\d{1,2}$/, /^\d{1,2}[-./]\d{1,2}[-./]\d{4}$/];
+/** Country code, check digits, 11 to 30 letters and digits: the IBAN shape (checksum below). */
+const IBAN_LIKE = /^[A-Z]{2}\d{2}[A-Z0-9]{11,30}$/;
+
+/** ISO 13616 check: the IBAN, rotated and with letters as numbers, is 1 modulo 97. */
+function isIban(compact: string): boolean {
+  if (!IBAN_LIKE.test(compact)) return false;
+  const rotated = compact.slice(4) + compact.slice(0, 4);
+  let remainder = 0;
+  for (const char of rotated) {
+    const value = char >= 'A' ? char.charCodeAt(0) - 55 : Number(char);
+    remainder = (remainder * (value > 9 ? 100 : 10) + value) % 97;
+  }
+  return remainder === 1;
+}
+
+/**
+ * Why a candidate user reference looks like personal data, or null. Only the whole value
+ * is judged: `user-15551234567` stays an opaque reference, `15551234567` does not.
+ */
+export function personalDataShapeOf(value: string): string | null {
+  if (value.includes('@')) return 'email address';
+  const digits = value.replace(SEPARATORS, '');
+  // Phone numbers (E.164 has at most 15 digits, national forms 10 or more), with or
+  // without separators, and the account and card numbers of that length.
+  if (/^\d{10,15}$/.test(digits)) return 'phone or account number';
+  if (SSN_LIKE.test(value)) return 'national identification number';
+  if (DATE_LIKE.some((re) => re.test(value))) return 'date';
+  if (isIban(digits.toUpperCase())) return 'IBAN';
+  return null;
+}
 
 /**
  * A user reference must be the customer's own opaque identifier: present, at most 100
- * characters of a conservative set, and not shaped like an email address or a phone
- * number (Jumio forbids PII there, and the vault must not keep it).
+ * characters of a conservative set, and not shaped like personal data (Jumio forbids PII
+ * there, and the vault must not keep it): an email address, a phone number (with or
+ * without `+` and separators) or other 10-15 digit number, an SSN, a date, an IBAN.
  */
 export function isValidUserReference(value: string | undefined): value is string {
   if (value === undefined || !USER_REFERENCE.test(value)) return false;
-  if (EMAIL_LIKE.test(value)) return false;
-  return !PHONE_LIKE.some((re) => re.test(value));
+  return personalDataShapeOf(value) === null;
 }
 
+/** The rule in words, for 400 answers and CLI errors. */
+export const USER_REFERENCE_RULE =
+  'must be 1-100 characters of letters, digits, . _ : - and not shaped like personal data ' +
+  '(email address, phone number or other 10-15 digit number, SSN, date, IBAN)';
+
 export const userReferenceSchema = z.string().refine(isValidUserReference, {
-  message:
-    'must be 1-100 characters of letters, digits, . _ : - and not an email address or phone number',
+  message: USER_REFERENCE_RULE,
 });
 
 // ---------------------------------------------------------------- eligibility
