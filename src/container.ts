@@ -161,7 +161,7 @@ export async function buildAuditSigner(config: VaultConfig, logger: Logger): Pro
   return FileAuditSigner.open(signing.keyFile, logger);
 }
 
-function buildBlobStore(config: VaultConfig): BlobStore {
+export function buildBlobStore(config: VaultConfig): BlobStore {
   const blobs = config.blobs;
   if (blobs.kind === 'fs') return new FsBlobStore(blobs.root);
   const client = createS3Client({

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { stringify } from 'csv-stringify/sync';
-import { Router } from 'express';
+import { type Response, Router } from 'express';
+import { type ExportFormat, exportChunks } from '../core/compliance/export';
 import { z } from 'zod';
 import type { BlobStores } from '../core/blobs';
 import { verifyAuditTrail, writeDigest } from '../core/compliance/audit-trail';
@@ -13,12 +13,7 @@ import {
   releaseLegalHold,
   toReceipt,
 } from '../core/compliance/erasure';
-import {
-  inventoryBatches,
-  inventoryPage,
-  type InventoryView,
-  toInventoryView,
-} from '../core/compliance/inventory';
+import { inventoryPage, toInventoryView } from '../core/compliance/inventory';
 import { InvalidRequestError } from '../core/enrollment/admin';
 import { isValidUserReference, userReferenceSchema } from '../core/enrollment/callback';
 import {
@@ -155,35 +150,6 @@ function auditView(e: AuditEvent) {
     prevHash: e.prevHash,
     hash: e.hash,
   };
-}
-
-/** Export columns: metadata only, never bytes. */
-const CSV_COLUMNS = [
-  'enrollmentReference',
-  'userReference',
-  'state',
-  'reason',
-  'createdAt',
-  'storedAt',
-  'activatedAt',
-  'jumioDeletedAt',
-  'lastInteractionAt',
-  'retentionDueAt',
-  'legalHold',
-  'erasedAt',
-  'facemapBytes',
-  'keyId',
-  'ciphertextSha256',
-] as const satisfies ReadonlyArray<keyof InventoryView>;
-
-/** RFC 4180 quoting, and cells that a spreadsheet would run as a formula are defused. */
-function csvRows(views: InventoryView[]): string {
-  return stringify(
-    views.map((v) =>
-      CSV_COLUMNS.map((c) => (v[c] === undefined || v[c] === null ? '' : String(v[c]))),
-    ),
-    { escape_formulas: true, record_delimiter: '\r\n' },
-  );
 }
 
 /** Compliance: inventory, audit trail, erasure, retention (issue 9). Never returns bytes. */
@@ -533,33 +499,31 @@ export function complianceRoutes(deps: Deps): Router {
 async function streamInventory(
   deps: Deps,
   filter: InventoryFilter,
-  format: 'csv' | 'ndjson',
-  res: import('express').Response,
+  format: ExportFormat,
+  res: Response,
   peer: string | undefined,
 ): Promise<void> {
-  let rows = 0;
-  let finished = false;
-  async function* chunks(): AsyncGenerator<string> {
-    if (format === 'csv')
-      yield stringify([CSV_COLUMNS as unknown as string[]], { record_delimiter: '\r\n' });
-    for await (const batch of inventoryBatches(deps, filter)) {
-      const views = batch.map(toInventoryView);
-      rows += views.length;
-      yield format === 'csv' ? csvRows(views) : views.map((v) => `${JSON.stringify(v)}\n`).join('');
-    }
-    finished = true;
-  }
+  const progress = { rows: 0, complete: false };
   res.status(200);
   res.type(format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson');
   res.setHeader('Content-Disposition', `attachment; filename="inventory.${format}"`);
   res.setHeader('Cache-Control', 'no-store');
   try {
-    await pipeline(Readable.from(chunks(), { highWaterMark: 1 }), res);
-    deps.logger.info({ rows, format }, 'inventory exported');
+    // highWaterMark 1: one chunk (one batch) is formatted ahead of the socket, no more.
+    await pipeline(
+      Readable.from(exportChunks(deps, filter, format, progress), { highWaterMark: 1 }),
+      res,
+    );
+    deps.logger.info({ rows: progress.rows, format }, 'inventory exported');
   } catch (error) {
-    if (finished && res.writableFinished) return;
+    if (progress.complete && res.writableFinished) return;
     deps.logger.warn(
-      { rows, format, peer, err: (error as { code?: string } | null)?.code ?? 'unknown' },
+      {
+        rows: progress.rows,
+        format,
+        peer,
+        err: (error as { code?: string } | null)?.code ?? 'unknown',
+      },
       'inventory export stopped: the client went away or the ledger failed',
     );
   }
