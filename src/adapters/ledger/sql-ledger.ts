@@ -191,13 +191,19 @@ class SqlAuditRepository implements AuditRepository {
   }
 
   async sealUnchained(): Promise<number> {
+    // Cheap check first (every replica runs this at start-up), then under the head lock,
+    // so that replicas starting together seal each entry once.
+    const { rows: any } = await this.sql.query(
+      'SELECT 1 FROM audit_events WHERE seq IS NULL LIMIT 1',
+    );
+    if (any.length === 0) return 0;
+    const { rows: heads } = await this.sql.query<{ seq: string; hash: string }>(
+      'SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE',
+    );
     const { rows } = await this.sql.query<AuditRow>(
       `SELECT ${AUDIT_COLUMNS} FROM audit_events WHERE seq IS NULL ORDER BY id`,
     );
     if (rows.length === 0) return 0;
-    const { rows: heads } = await this.sql.query<{ seq: string; hash: string }>(
-      'SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE',
-    );
     let seq = Number(heads[0]!.seq);
     let prevHash = heads[0]!.hash;
     for (const row of rows) {
