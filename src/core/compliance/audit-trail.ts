@@ -137,11 +137,18 @@ interface Break {
 /** Entries read per query: verification costs one round trip per batch, never per entry. */
 const VERIFY_BATCH = 5000;
 
+/** Digest reads in flight at once: a year of hourly digests is 8760 objects. */
+const DIGEST_READS = 16;
+
 async function* digestsOf(store: BlobStore): AsyncGenerator<{ key: string; bytes: Uint8Array }> {
   let cursor: string | undefined;
   do {
     const page = await store.list(DIGEST_PREFIX, { cursor, limit: 1000 });
-    for (const key of page.keys) yield { key, bytes: await store.get(key) };
+    for (let i = 0; i < page.keys.length; i += DIGEST_READS) {
+      const keys = page.keys.slice(i, i + DIGEST_READS);
+      const bodies = await Promise.all(keys.map((key) => store.get(key)));
+      for (const [j, key] of keys.entries()) yield { key, bytes: bodies[j]! };
+    }
     cursor = page.nextCursor;
   } while (cursor);
 }
