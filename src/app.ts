@@ -10,6 +10,7 @@ import { cachedReadiness, type CheckName } from './core/readiness';
 import { apiKeyAuth, type ApiKey } from './http/api-keys';
 import { authenticationRoutes } from './http/authentications';
 import type { CidrAllowlist } from './http/callback-origin';
+import { complianceRoutes, type ComplianceDeps } from './http/compliance';
 import { enrollmentRoutes } from './http/enrollments';
 import { errorBody, errorHandler, methodNotAllowed, notFound } from './http/errors';
 import { accessLog, httpMetrics, requestId } from './http/middleware';
@@ -43,6 +44,8 @@ export interface AppDeps {
   dependencies: DependencyTargets;
   authentications: AuthenticationService;
   notifications: NotificationAdmin;
+  /** Inventory, audit trail, erasure and retention routes (issue 9); absent: not served. */
+  compliance?: ComplianceDeps;
 }
 
 /** The Express app without listen(): main.ts listens, tests drive it with supertest. */
@@ -132,6 +135,9 @@ export function createApp(deps: AppDeps): Express {
     .all(methodNotAllowed('GET'));
   // One bearer-token check for all of /v1 (an unknown /v1 path is 401, not 404), then JSON.
   app.use('/v1', auth.authenticate, express.json({ limit: '64kb' }));
+  if (deps.compliance) {
+    app.use(complianceRoutes({ ...deps, ...deps.compliance, auth, routes }));
+  }
   app.use(enrollmentRoutes({ ...deps, auth, routes }));
   app.use(authenticationRoutes({ ...deps, auth, routes }));
   app.use(notificationRoutes({ ...deps, auth, routes }));

@@ -166,6 +166,11 @@ const envSchema = z.object({
   ORPHAN_SWEEP_INTERVAL_MS: int(60_000, 7 * 24 * 3_600_000, 3_600_000),
   ORPHAN_SWEEP_GRACE_MS: int(60_000, 7 * 24 * 3_600_000, 3_600_000),
   VAULT_API_KEYS: parsedBy(parseApiKeys),
+  RETENTION_DAYS: int(1, 36_500, 1095),
+  RETENTION_PURGE_INTERVAL_MS: int(60_000, 7 * 24 * 3_600_000, 3_600_000),
+  AUDIT_DIGEST_INTERVAL_MS: int(60_000, 7 * 24 * 3_600_000, 3_600_000),
+  AUDIT_SIGNING_KEY_FILE: optionalString,
+  AUDIT_SIGNING_KMS_KEY_ID: optionalString,
   NODE_ENV: optionalString,
   VAULT_ALLOW_DEVELOPMENT_DEFAULTS: bool(false),
   VAULT_PUBLIC_URL: optionalString,
@@ -249,6 +254,14 @@ export interface VaultConfig {
     userReferenceField: UserReferenceField;
     binding: 'none' | 'intent';
     workerIntervalMs: number;
+  };
+  compliance: {
+    /** BIPA's "3 years after the last interaction" by default. */
+    retentionDays: number;
+    purgeIntervalMs: number;
+    digestIntervalMs: number;
+    /** Where the audit digests' signing key lives: never in the database. */
+    signing: { kind: 'file'; keyFile: string } | { kind: 'kms'; keyId: string; region: string };
   };
   workers: {
     /** Concurrent steps per queue in this process. */
@@ -588,6 +601,12 @@ function buildConfig(env: Env, problems: string[]): VaultConfig {
     deleteAtJumio: env.JUMIO_DELETE_AUTHENTICATIONS,
   };
   const notifications = notificationConfig(env, problems);
+  if (env.AUDIT_SIGNING_KMS_KEY_ID && !env.AWS_REGION) {
+    problems.push('AWS_REGION: required when AUDIT_SIGNING_KMS_KEY_ID is set');
+  }
+  if (env.AUDIT_SIGNING_KMS_KEY_ID && env.AUDIT_SIGNING_KEY_FILE) {
+    problems.push('AUDIT_SIGNING_KEY_FILE: set either it or AUDIT_SIGNING_KMS_KEY_ID, not both');
+  }
 
   return {
     port: env.PORT,
@@ -639,6 +658,19 @@ function buildConfig(env: Env, problems: string[]): VaultConfig {
       userReferenceField: env.USER_REFERENCE_FIELD,
       binding: env.ENROLLMENT_BINDING,
       workerIntervalMs: env.ENROLLMENT_WORKER_INTERVAL_MS,
+    },
+    compliance: {
+      retentionDays: env.RETENTION_DAYS,
+      purgeIntervalMs: env.RETENTION_PURGE_INTERVAL_MS,
+      digestIntervalMs: env.AUDIT_DIGEST_INTERVAL_MS,
+      signing: env.AUDIT_SIGNING_KMS_KEY_ID
+        ? { kind: 'kms', keyId: env.AUDIT_SIGNING_KMS_KEY_ID, region: env.AWS_REGION! }
+        : {
+            kind: 'file',
+            keyFile: path.resolve(
+              env.AUDIT_SIGNING_KEY_FILE ?? path.join(dataDir, 'audit-signing.key'),
+            ),
+          },
     },
     workers: {
       concurrency: env.WORKER_CONCURRENCY,

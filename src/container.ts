@@ -36,11 +36,18 @@ import { loadUserReferenceHasher } from './core/enrollment/context';
 import { DecryptionError, VaultError } from './core/errors';
 import { BlobStores } from './core/blobs';
 import { OrphanSweep } from './core/enrollment/orphans';
+import { AuditDigestTask } from './core/compliance/audit-trail';
+import { loadCursorCodec } from './core/compliance/cursor';
+import { ErasureService } from './core/compliance/erasure';
+import { RetentionPurge } from './core/compliance/retention';
+import { FileAuditSigner } from './adapters/audit/file-signer';
+import { KmsAuditSigner } from './adapters/audit/kms-signer';
 import { EnrollmentPipeline, type PipelineOptions } from './core/enrollment/pipeline';
 import { ScheduleJob } from './core/schedules';
 import type { JumioApi } from './core/jumio';
 import { startLoop, type Loop } from './core/loop';
 import {
+  type AuditSigner,
   type BlobStore,
   type Clock,
   type Envelope,
@@ -64,6 +71,8 @@ export interface Container extends AppDeps {
   authenticationWorker: { runOnce(): Promise<number> };
   /** The notification outbox; tests step it themselves. */
   notificationWorker: { runOnce(): Promise<number> };
+  /** The `erasures` queue (erasure on request and by retention); tests step it. */
+  erasures: ErasureService;
   /** The in-process Jumio simulator on embedded defaults. */
   simulator: RunningSimulator | undefined;
   /** Starts the background workers (main.ts; tests drive the pipeline themselves). */
@@ -206,10 +215,9 @@ export async function openLedger(
   config: Pick<LedgerConfig, 'database'>,
   options: { migrate?: boolean } = {},
 ): Promise<{ db: SqlDatabase; ledger: SqlLedger; applied: number[] }> {
-  const migrate = options.migrate !== false;
-  const db = await openDatabase(config, migrate ? 'migration' : 'runtime');
+  const db = await openDatabase(config, options.migrate !== false ? 'migration' : 'runtime');
   try {
-    const applied = migrate ? await runMigrations(db) : [];
+    const applied = options.migrate !== false ? await migrate(db) : [];
     return { db, ledger: new SqlLedger(db), applied };
   } catch (error) {
     await db.close().catch(() => undefined);
@@ -267,6 +275,18 @@ export async function buildEnvelope(
     keyId: LOCAL_KEY_ID,
     maxPlaintextBytes,
   });
+}
+
+/** The audit digests' signing key: a key file (created 0600) or a KMS HMAC key. */
+export async function buildAuditSigner(config: VaultConfig, logger: Logger): Promise<AuditSigner> {
+  const signing = config.compliance.signing;
+  if (signing.kind === 'kms') {
+    return new KmsAuditSigner(
+      createKmsClient({ region: signing.region, timeouts: config.aws }),
+      signing.keyId,
+    );
+  }
+  return FileAuditSigner.open(signing.keyFile, logger);
 }
 
 export function buildBlobStore(config: Pick<VaultConfig, 'blobs' | 'aws'>): BlobStore {
@@ -347,13 +367,23 @@ async function migrateOnStart(
   config: Pick<LedgerConfig, 'database'>,
   db: SqlDatabase,
 ): Promise<number[]> {
-  if (config.database.kind !== 'postgres') return runMigrations(db);
+  if (config.database.kind !== 'postgres') return migrate(db);
   const migrationDb = await openDatabase(config, 'migration');
   try {
-    return await runMigrations(migrationDb);
+    return await migrate(migrationDb);
   } finally {
     await migrationDb.close();
   }
+}
+
+/**
+ * Pending migrations, then the audit entries written before the chain existed chained
+ * once (the trigger lets only that update through, and only the migration role may).
+ */
+async function migrate(db: SqlDatabase): Promise<number[]> {
+  const applied = await runMigrations(db);
+  await new SqlLedger(db).transaction((tx) => tx.audit.sealUnchained());
+  return applied;
 }
 
 export async function buildContainer(
@@ -462,9 +492,27 @@ export async function buildContainer(
       { ledger, clock, logger },
       { hooks: metrics.workHooks },
     );
+    const signer = await buildAuditSigner(config, logger);
+    const cursors = await loadCursorCodec(ledger, envelope);
+    const erasures = new ErasureService({
+      ledger,
+      blobs: stores,
+      jumio: api,
+      clock,
+      logger,
+      authentications: authentications.settings,
+      hooks: metrics.workHooks,
+    });
+    const { retentionDays } = config.compliance;
+    const auditTrail = { ledger, blobs: stores, signer, clock, logger };
     const scheduleJob = new ScheduleJob(
       [
         new IdempotencyKeyPurge({ ledger }),
+        new AuditDigestTask(auditTrail, config.compliance.digestIntervalMs),
+        new RetentionPurge(
+          { ledger, erasures, clock, logger, retentionDays },
+          config.compliance.purgeIntervalMs,
+        ),
         new OrphanSweep(
           { ledger, blobs: stores, clock, logger },
           {
@@ -518,6 +566,7 @@ export async function buildContainer(
       apiKeys,
       callbackAllowlist: new CidrAllowlist(config.callbackAllowedCidrs),
       trustProxy: config.trustProxy,
+      compliance: { stores, signer, cursors, erasures, retentionDays },
       denials,
       readinessCacheMs: config.readinessCacheMs,
       dependencies: dependencyTargets(config),
@@ -528,6 +577,7 @@ export async function buildContainer(
       notificationWorker,
       authentications,
       notifications: new NotificationAdmin({ ledger, clock }),
+      erasures,
       simulator,
       startWorkers() {
         const idleMs = config.enrollment.workerIntervalMs;
@@ -540,6 +590,7 @@ export async function buildContainer(
             startLoop(`authentications-${i}`, () => authenticationWorker.runOnce(), idleMs, logger),
             startLoop(`notifications-${i}`, () => notificationWorker.runOnce(), idleMs, logger),
           ]).flat(),
+          startLoop('erasures', () => erasures.runOnce(), idleMs, logger),
         ];
       },
       async close() {

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { ENROLLMENT_STATES, type EnrollmentState } from '../core/ports';
 import { callbackIps } from './callback-ips';
+import { auditVerify, inventory, purge } from './compliance';
 import { runDemo } from './demo';
 import { doctor } from './doctor';
 import { ROLES, type Role } from '../http/api-keys';
@@ -22,6 +24,20 @@ function positiveInt(value: string): number {
     throw new InvalidArgumentError('must be a positive integer');
   }
   return n;
+}
+
+function isoDate(value: string): Date {
+  const date = new Date(value);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(date.getTime())) {
+    throw new InvalidArgumentError('must be an ISO 8601 date or time');
+  }
+  return date;
+}
+
+function booleanText(value: string): boolean {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  throw new InvalidArgumentError('must be true or false');
 }
 
 function buildProgram(io: Io, stdin: NodeJS.ReadableStream & { isTTY?: boolean }) {
@@ -148,6 +164,71 @@ function buildProgram(io: Io, stdin: NodeJS.ReadableStream & { isTTY?: boolean }
     .option('--keep', 'keep the temporary data directory')
     .action(async (options: { keep?: boolean }) => {
       exitCode = await runDemo({ keep: options.keep === true });
+    });
+
+  program
+    .command('inventory')
+    .summary('export the stored-facemap inventory (metadata only) to stdout')
+    .description(
+      'Stream the inventory of enrollments (the same rows and filters as ' +
+        'GET /v1/inventory/export: metadata only, never biometric bytes) to stdout, with ' +
+        'constant memory; progress on stderr. `vault inventory --format csv > inventory.csv`.',
+    )
+    .addOption(
+      new Option('--format <format>', 'output format').choices(['csv', 'ndjson']).default('csv'),
+    )
+    .addOption(new Option('--state <state>', 'only this state').choices(ENROLLMENT_STATES))
+    .option('--created-after <date>', 'created at or after (ISO 8601)', isoDate)
+    .option('--created-before <date>', 'created before (ISO 8601)', isoDate)
+    .option('--retention-due-before <date>', 'retention deadline before (ISO 8601)', isoDate)
+    .option('--legal-hold <bool>', 'only users on (true) or off (false) legal hold', booleanText)
+    .action(
+      async (options: {
+        format: 'csv' | 'ndjson';
+        state?: EnrollmentState;
+        createdAfter?: Date;
+        createdBefore?: Date;
+        retentionDueBefore?: Date;
+        legalHold?: boolean;
+      }) => {
+        const { format, ...filter } = options;
+        const defined = Object.fromEntries(
+          Object.entries(filter).filter(([, v]) => v !== undefined),
+        );
+        exitCode = await inventory({ format, filter: defined }, io);
+      },
+    );
+
+  program
+    .command('purge')
+    .summary('erase what is past its retention deadline (the worker does it too)')
+    .description(
+      'Request the erasure (reason retention) of every enrollment past its retention ' +
+        'deadline, users on legal hold excepted, and run the erasures to the end, through ' +
+        "the same path as the vault's purge worker. --dry-run lists them and changes nothing.",
+    )
+    .option('--dry-run', 'list what would be erased (user reference, enrollments) and stop')
+    .option('--json', 'print the result as JSON')
+    .action(async (options: { dryRun?: boolean; json?: boolean }) => {
+      exitCode = await purge({ dryRun: options.dryRun === true, json: options.json === true }, io);
+    });
+
+  const audit = program
+    .command('audit')
+    .summary('the tamper-evident audit trail')
+    .description('Commands on the audit trail.');
+  audit
+    .command('verify')
+    .summary('recompute the chain and check it against every signed digest')
+    .description(
+      'Recompute the hash chain of the audit trail and check it against every signed ' +
+        'digest in the blob store. Exit 0 when it verifies, 1 with the first broken ' +
+        'sequence and why (edited, deleted, rewritten after a digest, digest missing or ' +
+        'badly signed).',
+    )
+    .option('--json', 'print {ok, checkedThrough, digestsChecked} or the break as JSON')
+    .action(async (options: { json?: boolean }) => {
+      exitCode = await auditVerify({ json: options.json === true }, io);
     });
 
   return { program, exitCode: () => exitCode };

@@ -74,6 +74,21 @@ export interface Envelope {
   decrypt(ciphertext: Uint8Array, expected: EncryptionContext): Promise<Uint8Array>;
 }
 
+// ---------------------------------------------------------------- audit digest signing
+
+/**
+ * Signs the audit digests with a key the database does not hold (HMAC-SHA256 with a key
+ * file, or an AWS KMS HMAC key), so whoever controls the database cannot forge them.
+ */
+export interface AuditSigner {
+  /** Names the key (never the key itself): a KMS key id, or a file key's fingerprint. */
+  readonly keyId: string;
+  /** The signature of `message`, base64. */
+  sign(message: Uint8Array): Promise<string>;
+  /** False for a wrong or malformed signature; throws only when the signer is unreachable. */
+  verify(message: Uint8Array, signature: string): Promise<boolean>;
+}
+
 // ---------------------------------------------------------------- ledger
 
 export interface AuditEventInput {
@@ -92,9 +107,30 @@ export interface AuditEvent extends Required<Omit<AuditEventInput, 'details'>> {
   id: number;
   at: Date;
   details: Record<string, unknown>;
+  /** Position in the chain: 1, 2, 3 ... without gaps (core/compliance/chain.ts). */
+  seq: number;
+  prevHash: string;
+  hash: string;
+}
+
+export interface AuditFilter {
+  type?: string;
+  userReference?: string;
+  enrollmentReference?: string;
+  /** `at` from (inclusive) / before (exclusive). */
+  after?: Date;
+  before?: Date;
+  /** Keyset: entries with a larger sequence. */
+  afterSeq?: number;
+  limit?: number;
 }
 
 export interface AuditRepository {
+  /**
+   * Appends a chained entry. It locks the chain head until the transaction ends, so every
+   * auditing transaction is serialised from its first append on: lock the other rows a
+   * transaction needs BEFORE its first append (a fixed lock order leaves no deadlock).
+   */
   append(event: AuditEventInput): Promise<AuditEvent>;
   list(filter?: {
     enrollmentReference?: string;
@@ -102,6 +138,30 @@ export interface AuditRepository {
     afterId?: number;
     limit?: number;
   }): Promise<AuditEvent[]>;
+  /** Entries matching `filter`, by sequence (the audit API). */
+  page(filter: AuditFilter): Promise<AuditEvent[]>;
+  /** The chain after `afterSeq`, at most `limit` entries, by sequence (verification). */
+  chain(afterSeq: number, limit: number): Promise<AuditEvent[]>;
+  /** The last sequence and hash (0 and the genesis hash when empty), as committed. */
+  head(): Promise<{ seq: number; hash: string }>;
+  /** Chains entries written before the chain existed (once, at start-up); how many. */
+  sealUnchained(): Promise<number>;
+}
+
+/** The last signed digest of the audit chain (core/compliance/digests.ts). */
+export interface AuditDigestState {
+  /** Digests written so far (the last one's number). */
+  digests: number;
+  toSequence: number;
+  signature: string | null;
+  blobKey: string | null;
+  createdAt: Date | null;
+}
+
+export interface AuditDigestRepository {
+  /** Locks and reads the state: one digest writer at a time. */
+  lock(): Promise<AuditDigestState>;
+  save(state: AuditDigestState): Promise<void>;
 }
 
 export const ENROLLMENT_STATES = [
@@ -160,6 +220,12 @@ export interface EnrollmentRecord {
   blobDestroyedAt: Date | null;
   /** The last PASSED authentication with this facemap (the retention clock). */
   lastInteractionAt: Date | null;
+  /** Set by `POST .../purpose-satisfied`: the retention deadline becomes this time. */
+  purposeSatisfiedAt: Date | null;
+  /** ERASED tombstones: when, by which erasure, and the state it had. */
+  erasedAt: Date | null;
+  erasureId: string | null;
+  stateBeforeErasure: EnrollmentState | null;
 }
 
 /** The fields known when a callback arrives. */
@@ -258,7 +324,8 @@ export type AuthenticationState = (typeof AUTHENTICATION_STATES)[number];
 export type FinalAuthenticationState = Exclude<AuthenticationState, 'INITIATED'>;
 
 /** Who settled the final state: Jumio's callback, the Retrieval API, or a newer initiate. */
-export const AUTHENTICATION_SOURCES = ['callback', 'reconciled', 'superseded'] as const;
+/** Who settled a final state; `erased`: cancelled by the person's erasure. */
+export const AUTHENTICATION_SOURCES = ['callback', 'reconciled', 'superseded', 'erased'] as const;
 export type AuthenticationSource = (typeof AUTHENTICATION_SOURCES)[number];
 
 /** One Jumio authentication transaction. Holds no bytes and no PII. */
@@ -441,7 +508,13 @@ export interface NotificationSender {
  * The queues of background work. Each is a table whose rows carry the same lease columns
  * (attempts, next_attempt_at, last_error, lease_owner, lease_until); see core/work.ts.
  */
-export const QUEUES = ['enrollments', 'schedules', 'authentications', 'notifications'] as const;
+export const QUEUES = [
+  'enrollments',
+  'schedules',
+  'authentications',
+  'notifications',
+  'erasures',
+] as const;
 export type QueueName = (typeof QUEUES)[number];
 
 export interface QueueSchedule {
@@ -500,6 +573,133 @@ export interface ScheduleRepository {
   ): Promise<void>;
 }
 
+// ---------------------------------------------------------------- compliance
+
+/** Filters of the inventory (they combine). */
+export interface InventoryFilter {
+  state?: EnrollmentState;
+  createdAfter?: Date;
+  createdBefore?: Date;
+  retentionDueBefore?: Date;
+  legalHold?: boolean;
+}
+
+/** Keyset position in the inventory's order (created_at, enrollment_reference). */
+export interface InventoryPosition {
+  /** created_at as the database's exact text (microseconds survive the round trip). */
+  createdAt: string;
+  enrollmentReference: string;
+}
+
+export interface InventoryItem {
+  enrollment: EnrollmentRecord;
+  lastInteractionAt: Date | null;
+  retentionDueAt: Date;
+  legalHold: boolean;
+  position: InventoryPosition;
+}
+
+export interface InventorySummary {
+  byState: Partial<Record<EnrollmentState, number>>;
+  oldestActive: { enrollmentReference: string; activatedAt: Date } | null;
+  retentionPastDue: number;
+  retentionDueWithin30Days: number;
+  legalHolds: number;
+  /** Plaintext facemap bytes held (STORED, ACTIVE, PARKED). */
+  facemapBytes: number;
+  facemapsByKey: Array<{ keyId: string; facemaps: number }>;
+}
+
+export interface InventoryRepository {
+  /** Rows after `after` in (created_at, enrollment_reference) order. */
+  page(
+    filter: InventoryFilter,
+    after: InventoryPosition | null,
+    limit: number,
+    retentionDays: number,
+  ): Promise<InventoryItem[]>;
+  summary(now: Date, retentionDays: number): Promise<InventorySummary>;
+  /**
+   * Enrollments past their retention deadline at `now` that still hold anything (not
+   * ERASED), of users without a legal hold and without a pending erasure, grouped by user.
+   */
+  retentionDue(
+    now: Date,
+    retentionDays: number,
+    limit: number,
+  ): Promise<Array<{ userReference: string; enrollmentReferences: string[] }>>;
+  /** Marks the user's enrollments (not ERASED) purpose-satisfied at `now`; how many. */
+  markPurposeSatisfied(userReference: string, now: Date): Promise<number>;
+}
+
+export interface LegalHold {
+  userReference: string;
+  reference: string;
+  reason: string;
+  placedBy: string;
+  placedAt: Date;
+}
+
+export interface LegalHoldRepository {
+  get(userReference: string, options?: { forUpdate?: boolean }): Promise<LegalHold | null>;
+  put(hold: LegalHold): Promise<void>;
+  /** True when there was one. */
+  remove(userReference: string): Promise<boolean>;
+}
+
+export const ERASURE_REASONS = [
+  'gdpr_art17',
+  'account_closed',
+  'consent_withdrawn',
+  'retention',
+  'other',
+] as const;
+export type ErasureReason = (typeof ERASURE_REASONS)[number];
+
+/** A blob an erasure destroys, in the store its row named. */
+export interface ErasureBlob {
+  key: string;
+  store: string | null;
+}
+
+export interface ErasureRecord {
+  erasureId: string;
+  userReference: string;
+  enrollmentReferences: string[];
+  reason: ErasureReason;
+  ticket: string | null;
+  requestedBy: string;
+  state: 'PENDING' | 'DONE';
+  /** What the erasure must destroy (recorded blob keys). */
+  blobs: ErasureBlob[];
+  /** What it destroyed (set when DONE). */
+  blobKeysDestroyed: string[] | null;
+  requestedAt: Date;
+  erasedAt: Date | null;
+  auditSequence: number | null;
+  attempts: number;
+  nextAttemptAt: Date | null;
+  lastError: string | null;
+}
+
+export interface ErasureRepository {
+  /** `lease`: the request that created it runs its first step itself, fenced like a worker. */
+  insert(
+    erasure: Omit<
+      ErasureRecord,
+      'blobKeysDestroyed' | 'erasedAt' | 'auditSequence' | 'attempts' | 'lastError'
+    >,
+    lease?: { owner: string; until: Date },
+  ): Promise<void>;
+  get(erasureId: string): Promise<ErasureRecord | null>;
+  /** The user's most recent erasure, PENDING first. */
+  latestForUser(userReference: string): Promise<ErasureRecord | null>;
+  complete(
+    erasureId: string,
+    done: { blobKeysDestroyed: string[]; erasedAt: Date; auditSequence: number },
+  ): Promise<void>;
+}
+
 /** Secrets generated once, stored only wrapped (envelope-encrypted). */
 export interface VaultKeyRepository {
   /** Stores `ciphertext` under `name` unless present; returns what is stored. */
@@ -518,6 +718,10 @@ export interface LedgerTx {
   readonly vaultKeys: VaultKeyRepository;
   readonly queues: QueueRepository;
   readonly schedules: ScheduleRepository;
+  readonly auditDigests: AuditDigestRepository;
+  readonly inventory: InventoryRepository;
+  readonly legalHolds: LegalHoldRepository;
+  readonly erasures: ErasureRepository;
 }
 
 export interface Ledger {

@@ -1,6 +1,7 @@
 import { migrations, runMigrations } from '../../src/adapters/ledger/migrations';
 import { SqlLedger } from '../../src/adapters/ledger/sql-ledger';
 import type { SqlDatabase } from '../../src/adapters/ledger/sql';
+import { entryHash, GENESIS_HASH } from '../../src/core/compliance/chain';
 import { DependencyError } from '../../src/core/errors';
 import { testDatabaseKinds, type TestDatabase } from '../helpers/ledgers';
 import { newEnrollment } from '../helpers/fixtures';
@@ -129,6 +130,41 @@ describe.each(testDatabaseKinds)('Ledger contract on %s', (_name, create) => {
     await expect(db.exec('TRUNCATE audit_events CASCADE')).rejects.toThrow(/append-only/);
     const kept = await ledger.transaction((tx) => tx.audit.list({ enrollmentReference }));
     expect(kept.map((e) => e.type)).toEqual(['test.kept']);
+  });
+
+  it('chains entries written before the chain existed, once, and keeps them append-only', async () => {
+    const actor = ref('legacy');
+    for (const i of [1, 2]) {
+      await db.query(
+        `INSERT INTO audit_events (type, actor, details) VALUES ('test.legacy', $1, $2::jsonb)`,
+        [actor, JSON.stringify({ i })],
+      );
+    }
+    // Sealing changes nothing but the seal columns: anything else is still refused.
+    await expect(
+      db.query(
+        `UPDATE audit_events SET seq = 999999, hash = 'x', actor = 'forged' WHERE actor = $1`,
+        [actor],
+      ),
+    ).rejects.toThrow(/append-only/);
+    const [sealed, again] = await Promise.all([
+      ledger.transaction((tx) => tx.audit.sealUnchained()),
+      ledger.transaction((tx) => tx.audit.sealUnchained()),
+    ]);
+    expect(sealed + again).toBe(2);
+    const all = await ledger.transaction((tx) => tx.audit.chain(0, 100_000));
+    const head = await ledger.transaction((tx) => tx.audit.head());
+    expect(all.map((e) => e.seq)).toEqual(all.map((_, i) => i + 1));
+    all.forEach((e, i) => {
+      expect(e.prevHash).toBe(i === 0 ? GENESIS_HASH : all[i - 1]!.hash);
+      expect(entryHash(e)).toBe(e.hash);
+    });
+    expect(head).toEqual({ seq: all.length, hash: all.at(-1)!.hash });
+    const legacy = all.filter((e) => e.actor === actor);
+    expect(legacy.map((e) => e.details.i)).toEqual([1, 2]);
+    await expect(
+      db.query(`UPDATE audit_events SET hash = 'x' WHERE seq = $1`, [legacy[0]!.seq]),
+    ).rejects.toThrow(/append-only/);
   });
 
   it('allows at most one ACTIVE enrollment per user reference', async () => {

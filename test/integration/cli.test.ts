@@ -18,7 +18,17 @@ import { startS3rver } from '../helpers/s3rver';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const LATEST = Math.max(...migrations.map((m) => m.version));
-const COMMANDS = ['migrate', 'replay', 'hash-token', 'callback-ips', 'doctor', 'demo'];
+const COMMANDS = [
+  'migrate',
+  'replay',
+  'hash-token',
+  'callback-ips',
+  'doctor',
+  'demo',
+  'inventory',
+  'purge',
+  'audit',
+];
 
 let dir: string;
 beforeEach(async () => {

@@ -321,7 +321,7 @@ describe('HTTP hardening', () => {
       ['delete', '/healthz', 'GET, HEAD, OPTIONS', undefined],
       ['post', '/readyz', 'GET, HEAD, OPTIONS', undefined],
       ['get', '/webhooks/jumio', 'POST, OPTIONS', undefined],
-      ['put', '/v1/enrollments/user-1', 'GET, HEAD, OPTIONS', TOKENS.admin],
+      ['put', '/v1/enrollments/user-1', 'DELETE, GET, HEAD, OPTIONS', TOKENS.admin],
       ['get', '/v1/enrollment-intents', 'POST, OPTIONS', TOKENS.onboarding],
       ['get', '/v1/enrollments/user-1/replay', 'POST, OPTIONS', TOKENS.admin],
       ['delete', '/v1/enrollments/by-scan/abc', 'GET, HEAD, OPTIONS', TOKENS.admin],

@@ -278,6 +278,101 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX notifications_by_state ON notifications (state, created_at, id);
     `,
   },
+  {
+    version: 6,
+    name: 'compliance: chained audit trail, digests, legal holds, erasures, retention',
+    sql: `
+      -- The audit chain (invariant 9): sequence, previous hash, own hash. The head row is
+      -- locked by every append until commit (see SqlAuditRepository for why).
+      CREATE TABLE audit_chain_head (
+        id   integer PRIMARY KEY CHECK (id = 1),
+        seq  bigint NOT NULL,
+        hash text NOT NULL
+      );
+      INSERT INTO audit_chain_head VALUES (1, 0, '${'0'.repeat(64)}');
+      ALTER TABLE audit_events
+        ADD COLUMN seq       bigint,
+        ADD COLUMN prev_hash text,
+        ADD COLUMN hash      text;
+      CREATE UNIQUE INDEX audit_events_seq ON audit_events (seq);
+      CREATE INDEX audit_events_by_type_seq ON audit_events (type, seq);
+      CREATE INDEX audit_events_by_enrollment_seq ON audit_events (enrollment_reference, seq);
+      CREATE INDEX audit_events_by_user_seq ON audit_events (user_reference, seq);
+      CREATE INDEX audit_events_by_at ON audit_events (at);
+      -- Still append-only; the one exception: entries written before the chain existed are
+      -- sealed once (seq, prev_hash, hash set from NULL, nothing else changed).
+      CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF TG_OP = 'UPDATE' THEN
+          IF OLD.seq IS NULL AND NEW.seq IS NOT NULL AND NEW.hash IS NOT NULL
+             AND (NEW.id, NEW.at, NEW.type, NEW.actor, NEW.enrollment_reference,
+                  NEW.authentication_reference, NEW.user_reference, NEW.details)
+                 IS NOT DISTINCT FROM
+                 (OLD.id, OLD.at, OLD.type, OLD.actor, OLD.enrollment_reference,
+                  OLD.authentication_reference, OLD.user_reference, OLD.details) THEN
+            RETURN NEW;
+          END IF;
+        END IF;
+        RAISE EXCEPTION 'audit_events is append-only' USING ERRCODE = 'insufficient_privilege';
+      END $$;
+
+      -- The last signed digest, so that digests chain and one writer at a time extends them.
+      CREATE TABLE audit_digest_state (
+        id          integer PRIMARY KEY CHECK (id = 1),
+        digests     bigint NOT NULL,
+        to_sequence bigint NOT NULL,
+        signature   text,
+        blob_key    text,
+        created_at  timestamptz
+      );
+      INSERT INTO audit_digest_state VALUES (1, 0, 0, NULL, NULL, NULL);
+
+      -- Retention: the authentication work records the last interaction; until it lands the
+      -- activation time stands in (IF NOT EXISTS: whichever migration comes first adds it).
+      ALTER TABLE enrollments ADD COLUMN IF NOT EXISTS last_interaction_at timestamptz;
+      ALTER TABLE enrollments
+        ADD COLUMN purpose_satisfied_at timestamptz,
+        ADD COLUMN erased_at            timestamptz,
+        ADD COLUMN erasure_id           text,
+        ADD COLUMN state_before_erasure text;
+      -- The inventory's stable order (keyset pagination).
+      CREATE INDEX enrollments_inventory ON enrollments (created_at, enrollment_reference);
+
+      -- A legal hold pauses erasure and retention for a person.
+      CREATE TABLE legal_holds (
+        user_reference text PRIMARY KEY,
+        reference      text NOT NULL,
+        reason         text NOT NULL,
+        placed_by      text NOT NULL,
+        placed_at      timestamptz NOT NULL
+      );
+
+      -- Erasures (on request or by retention): a queue of background work, PENDING until
+      -- every blob version is gone; the receipt is the DONE row.
+      CREATE TABLE erasures (
+        erasure_id            text PRIMARY KEY,
+        user_reference        text NOT NULL,
+        enrollment_references text[] NOT NULL,
+        reason                text NOT NULL,
+        ticket                text,
+        requested_by          text NOT NULL,
+        state                 text NOT NULL CHECK (state IN ('PENDING','DONE')),
+        blobs                 jsonb NOT NULL DEFAULT '[]'::jsonb,
+        blob_keys_destroyed   jsonb,
+        requested_at          timestamptz NOT NULL,
+        erased_at             timestamptz,
+        audit_sequence        bigint,
+        attempts              integer NOT NULL DEFAULT 0,
+        next_attempt_at       timestamptz,
+        last_error            text,
+        lease_owner           text,
+        lease_until           timestamptz,
+        updated_at            timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX erasures_by_user ON erasures (user_reference, requested_at);
+      CREATE INDEX erasures_due ON erasures (next_attempt_at) WHERE state = 'PENDING';
+    `,
+  },
 ];
 
 /** Arbitrary but fixed: every replica contends for the same advisory lock. */

@@ -1,0 +1,155 @@
+import { userInfo } from 'node:os';
+import { Readable, Transform, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { loadConfig, type VaultConfig } from '../config';
+import { buildAuditSigner, buildBlobStore, buildContainer, openLedger } from '../container';
+import { BlobStores } from '../core/blobs';
+import { verifyAuditTrail, type VerifyReport } from '../core/compliance/audit-trail';
+import { type ExportFormat, exportChunks } from '../core/compliance/export';
+import { RetentionPurge, retentionDue } from '../core/compliance/retention';
+import { type InventoryFilter, type Ledger, systemClock } from '../core/ports';
+import { createLogger } from '../logging';
+import type { Io } from './io';
+import { startProgress } from './progress';
+
+/**
+ * The compliance commands (`vault inventory`, `vault purge`, `vault audit verify`) on the
+ * configured ledger and stores. With the embedded ledger they open the vault's PGlite
+ * directory, which belongs to one process: stop the vault first, or use the HTTP routes.
+ */
+
+async function withLedger<T>(config: VaultConfig, fn: (ledger: Ledger) => Promise<T>): Promise<T> {
+  const { db, ledger } = await openLedger(config, { migrate: false });
+  try {
+    return await fn(ledger);
+  } finally {
+    await db.close();
+  }
+}
+
+/**
+ * `vault inventory`: the same export as `GET /v1/inventory/export`, streamed to `out` with
+ * constant memory; progress (rows, rate) on stderr.
+ */
+export async function inventory(
+  options: { format: ExportFormat; filter: InventoryFilter },
+  io: Io,
+  out: Writable = process.stdout,
+  progressStream: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr,
+): Promise<number> {
+  const config = loadConfig(io.env);
+  const { retentionDays } = config.compliance;
+  const rows = await withLedger(config, async (ledger) => {
+    const summary = await ledger.transaction((tx) =>
+      tx.inventory.summary(systemClock.now(), retentionDays),
+    );
+    const all = Object.values(summary.byState).reduce((a, b) => a + (b ?? 0), 0);
+    const unfiltered = Object.keys(options.filter).length === 0;
+    const progress = startProgress({
+      label: 'exported',
+      total: unfiltered ? all : 0,
+      stream: progressStream,
+    });
+    const counted = { rows: 0, complete: false };
+    let reported = 0;
+    try {
+      await pipeline(
+        Readable.from(
+          exportChunks({ ledger, retentionDays }, options.filter, options.format, counted),
+          {
+            highWaterMark: 1,
+          },
+        ),
+        new Transform({
+          transform(chunk, _encoding, done) {
+            progress.increment(counted.rows - reported);
+            reported = counted.rows;
+            done(null, chunk);
+          },
+        }),
+        out,
+        { end: false },
+      );
+    } finally {
+      progress.stop();
+    }
+    return counted.rows;
+  });
+  io.err(`${rows} enrollments exported`);
+  return 0;
+}
+
+/**
+ * `vault purge`: erases what is past its retention deadline now, through the same path as
+ * the worker (reason `retention`); `--dry-run` lists it instead.
+ */
+export async function purge(options: { dryRun: boolean; json: boolean }, io: Io): Promise<number> {
+  const config = loadConfig(io.env);
+  const { retentionDays } = config.compliance;
+  if (options.dryRun) {
+    const due = await withLedger(config, (ledger) =>
+      retentionDue({ ledger, clock: systemClock, retentionDays }, 100_000),
+    );
+    if (options.json) io.out(JSON.stringify({ dryRun: true, due }));
+    else for (const d of due) io.out(`${d.userReference}\t${d.enrollmentReferences.join(',')}`);
+    io.err(`${due.length} users have enrollments past their retention deadline (dry run)`);
+    return 0;
+  }
+  // A real purge needs the whole vault (blob stores, Jumio): the same path as the worker.
+  const logger = createLogger('warn', process.stderr).child({ cli: `purge:${osUser()}` });
+  const container = await buildContainer(config, logger);
+  try {
+    const { ledger, erasures, clock } = container;
+    const due = await retentionDue({ ledger, clock, retentionDays }, 100_000);
+    const progress = startProgress({ label: 'erasure steps', total: 0 });
+    const task = new RetentionPurge({ ledger, erasures, clock, logger, retentionDays }, 0);
+    let steps = 0;
+    try {
+      // Slices of at most 100 users until nothing due is left (bounded: 1000 slices).
+      for (let i = 0; i < 1000 && !(await task.runSlice()).done; i++);
+      for (let n = await erasures.runOnce(); n > 0; n = await erasures.runOnce()) {
+        steps += n;
+        progress.increment(n);
+      }
+    } finally {
+      progress.stop();
+    }
+    if (options.json) io.out(JSON.stringify({ dryRun: false, users: due.length, steps }));
+    io.err(`purge: ${due.length} users past their deadline, ${steps} erasure steps run`);
+  } finally {
+    await container.close();
+  }
+  return 0;
+}
+
+/** `vault audit verify`: the chain and every digest; exit 1 when broken. */
+export async function auditVerify(options: { json: boolean }, io: Io): Promise<number> {
+  const config = loadConfig(io.env);
+  const logger = createLogger('warn', process.stderr);
+  const report: VerifyReport = await withLedger(config, async (ledger) =>
+    verifyAuditTrail({
+      ledger,
+      blobs: new BlobStores(buildBlobStore(config)),
+      signer: await buildAuditSigner(config, logger),
+      clock: systemClock,
+      logger,
+    }),
+  );
+  if (options.json) io.out(JSON.stringify(report));
+  else if (report.ok) {
+    io.out(
+      `ok: the audit trail verifies through sequence ${report.checkedThrough} (${report.digestsChecked} digests)`,
+    );
+  } else {
+    io.out(`BROKEN: ${JSON.stringify(report)}`);
+  }
+  return report.ok ? 0 : 1;
+}
+
+function osUser(): string {
+  try {
+    return userInfo().username || 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
