@@ -33,6 +33,11 @@ const MATRIX: Record<string, readonly Role[]> = {
   'POST /v1/audit/digests': ['admin'],
   'GET /v1/audit/verify': ['auditor', 'admin'],
   'GET /v1/erasures/{erasureId}': ['auditor', 'admin'],
+  'POST /v1/authentications': ['authenticator', 'admin'],
+  'GET /v1/authentications': ['admin', 'auditor', 'authenticator'],
+  'GET /v1/authentications/{authenticationReference}': ['admin', 'auditor', 'authenticator'],
+  'GET /v1/notifications': ['admin'],
+  'POST /v1/notifications/{id}/redeliver': ['admin'],
 };
 
 /** Path parameters that pass validation, so an allowed role reaches the handler. */
@@ -40,6 +45,8 @@ const PARAMS: Record<string, string> = {
   userReference: 'matrix-user-1',
   scanReference: 'b3b6a9f2-0000-4000-8000-000000000000',
   erasureId: 'b3b6a9f2-0000-4000-8000-000000000001',
+  authenticationReference: 'b3b6a9f2-0000-4000-8000-000000000002',
+  id: 'b3b6a9f2-0000-4000-8000-000000000003',
 };
 
 describe('role matrix', () => {
