@@ -134,11 +134,20 @@ describe.each(testDatabaseKinds)('Ledger contract on %s', (_name, create) => {
 
   it('chains entries written before the chain existed, once, and keeps them append-only', async () => {
     const actor = ref('legacy');
-    for (const i of [1, 2]) {
-      await db.query(
-        `INSERT INTO audit_events (type, actor, details) VALUES ('test.legacy', $1, $2::jsonb)`,
-        [actor, JSON.stringify({ i })],
-      );
+    // New entries must be chained; only an owner who lifts that rule can write as before.
+    await expect(
+      db.query(`INSERT INTO audit_events (type, actor) VALUES ('test.unchained', $1)`, [actor]),
+    ).rejects.toThrow(/must be chained/);
+    await db.exec('ALTER TABLE audit_events DISABLE TRIGGER audit_events_chained');
+    try {
+      for (const i of [1, 2]) {
+        await db.query(
+          `INSERT INTO audit_events (type, actor, details) VALUES ('test.legacy', $1, $2::jsonb)`,
+          [actor, JSON.stringify({ i })],
+        );
+      }
+    } finally {
+      await db.exec('ALTER TABLE audit_events ENABLE TRIGGER audit_events_chained');
     }
     // Sealing changes nothing but the seal columns: anything else is still refused.
     await expect(

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
 import { runMigrations } from '../../src/adapters/ledger/migrations';
+import { SqlLedger } from '../../src/adapters/ledger/sql-ledger';
 import { PgDatabase } from '../../src/adapters/ledger/pg-database';
 import { createPostgresDatabase } from '../helpers/ledgers';
 import { ROOT } from '../helpers/process';
@@ -158,7 +159,11 @@ describePg('PostgreSQL roles: a migration role owns the ledger, the vault only w
           () => 'allowed',
           (e: Error) => e.message,
         );
-      await c.query("INSERT INTO audit_events (type, actor) VALUES ('test.runtime', 'test')");
+      // An entry that bypasses the chain is refused; through the chain it is written.
+      expect(
+        await refused("INSERT INTO audit_events (type, actor) VALUES ('test.runtime', 'test')"),
+      ).toMatch(/must be chained/);
+      await appendAs(runtimeUrl, { type: 'test.runtime', actor: 'test' });
       expect(await refused('DROP TRIGGER audit_events_append_only ON audit_events')).toMatch(
         /must be owner/,
       );
@@ -226,8 +231,8 @@ describePg('PostgreSQL roles: a migration role owns the ledger, the vault only w
       await legacy.close();
     }
     await applyRolesFile(old.url, migrationRole, runtimeRole);
+    await appendAs(asRole(old.url, runtimeRole), { type: 'test.runtime', actor: 'test' });
     await withClient(asRole(old.url, runtimeRole), async (c) => {
-      await c.query("INSERT INTO audit_events (type, actor) VALUES ('test.runtime', 'test')");
       await expect(c.query('DELETE FROM audit_events')).rejects.toThrow(/permission denied/);
       await expect(c.query('TRUNCATE audit_events')).rejects.toThrow(/permission denied/);
       await expect(
@@ -240,3 +245,13 @@ describePg('PostgreSQL roles: a migration role owns the ledger, the vault only w
     });
   });
 });
+
+/** Appends an audit entry through the vault's own (chained) repository, as `url`'s role. */
+async function appendAs(url: string, event: { type: string; actor: string }): Promise<void> {
+  const db = new PgDatabase({ connectionString: url });
+  try {
+    await new SqlLedger(db).transaction((tx) => tx.audit.append(event));
+  } finally {
+    await db.close();
+  }
+}

@@ -316,6 +316,19 @@ export const migrations: readonly Migration[] = [
         RAISE EXCEPTION 'audit_events is append-only' USING ERRCODE = 'insufficient_privilege';
       END $$;
 
+      -- Every new entry is chained: an INSERT that bypasses the chain head is refused (the
+      -- entries from before the chain are sealed once, by the migration step).
+      CREATE FUNCTION audit_events_chained() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.seq IS NULL OR NEW.prev_hash IS NULL OR NEW.hash IS NULL THEN
+          RAISE EXCEPTION 'audit_events entries must be chained (seq, prev_hash, hash)'
+            USING ERRCODE = 'check_violation';
+        END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER audit_events_chained BEFORE INSERT ON audit_events
+        FOR EACH ROW EXECUTE FUNCTION audit_events_chained();
+
       -- The last signed digest, so that digests chain and one writer at a time extends them.
       CREATE TABLE audit_digest_state (
         id          integer PRIMARY KEY CHECK (id = 1),

@@ -1243,7 +1243,44 @@ class SqlErasureRepository implements ErasureRepository {
   }
 }
 
-function ledgerTx(sql: SqlClient): LedgerTx {
+/** A row lock taken after the audit chain head in one transaction (see `lockOrderGuard`). */
+export class LockOrderError extends Error {
+  override name = 'LockOrderError';
+}
+
+/**
+ * The chain head is locked by a transaction's first audit entry until it commits, so every
+ * other row lock must come before it: a transaction that locks a row after the head waits
+ * for that row while holding the head, and deadlocks with one that holds the row and waits
+ * for the head. This wrapper sees `FOR UPDATE` after the head and refuses it in tests
+ * (NODE_ENV=test, which jest sets) so an ordering slip fails there; in production it lets
+ * the query run (PostgreSQL breaks a real deadlock and the work is retried).
+ */
+function lockOrderGuard(sql: SqlClient): SqlClient {
+  let headHeld = false;
+  // Locks taken before the head: taking one of them again cannot wait on anyone.
+  const held = new Set<string>();
+  const strict = process.env.NODE_ENV === 'test';
+  return {
+    async query<R>(text: string, params?: unknown[]) {
+      if (/FOR UPDATE/i.test(text)) {
+        const lock = `${text}\u0000${JSON.stringify(params ?? [])}`;
+        if (/FROM audit_chain_head/i.test(text)) headHeld = true;
+        else if (!headHeld) held.add(lock);
+        else if (strict && !held.has(lock)) {
+          throw new LockOrderError(
+            `a row lock after the audit chain head (take row locks before the first audit entry): ${text.slice(0, 120)}`,
+          );
+        }
+      }
+      return sql.query<R>(text, params);
+    },
+    exec: (text: string) => sql.exec(text),
+  };
+}
+
+function ledgerTx(client: SqlClient): LedgerTx {
+  const sql = lockOrderGuard(client);
   return {
     audit: new SqlAuditRepository(sql),
     enrollments: new SqlEnrollmentRepository(sql),

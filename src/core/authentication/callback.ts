@@ -51,6 +51,16 @@ export async function receiveAuthenticationCallback(
       scanSource: scanSource && /^[A-Z_]{1,16}$/.test(scanSource) ? scanSource : null,
       sourceAddress: sourceAddress ?? null,
     });
+    // Row locks before the first audit entry (which takes the chain head until commit):
+    // taking them after it deadlocks with an initiate that holds the enrollment and waits
+    // for the head. The enrollment's lock orders this with an initiate recording the same
+    // reference, so the callback is either applied here or found by the initiate.
+    if (enrollment) await tx.enrollments.get(enrollment, { forUpdate: true });
+    const authentication = await tx.authentications.get(reference, { forUpdate: true });
+    if (authentication && authentication.enrollmentReference !== enrollment) {
+      // A PASSED result moves the retention clock of the authentication's own enrollment.
+      await tx.enrollments.get(authentication.enrollmentReference, { forUpdate: true });
+    }
     if (created) {
       await tx.audit.append({
         type: 'authentication.callback_received',
@@ -60,10 +70,6 @@ export async function receiveAuthenticationCallback(
         details: { transactionResult: result.data, sourceAddress: sourceAddress ?? null },
       });
     }
-    // The enrollment's lock orders this with an initiate recording the same reference, so
-    // the callback is either applied here or found by the initiate (never by neither).
-    if (enrollment) await tx.enrollments.get(enrollment, { forUpdate: true });
-    const authentication = await tx.authentications.get(reference, { forUpdate: true });
     if (!authentication) {
       if (created) {
         await tx.audit.append({

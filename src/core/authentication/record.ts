@@ -46,6 +46,14 @@ export async function finalize(
   };
   await tx.authentications.update(a.authenticationReference, patch, now);
   const done: AuthenticationRecord = { ...a, ...patch, updatedAt: now };
+  if (outcome.state === 'PASSED') {
+    // The retention clock (invariant 10) runs from the person's last interaction. Before
+    // the audit entry: row locks come before the chain head (AuditRepository.append).
+    const enrollment = await tx.enrollments.get(a.enrollmentReference, { forUpdate: true });
+    if (enrollment && !(enrollment.lastInteractionAt && enrollment.lastInteractionAt >= now)) {
+      await tx.enrollments.update(a.enrollmentReference, { lastInteractionAt: now }, now, null);
+    }
+  }
   const subject = {
     authenticationReference: a.authenticationReference,
     enrollmentReference: a.enrollmentReference,
@@ -62,13 +70,6 @@ export async function finalize(
       ...outcome.details,
     },
   });
-  if (outcome.state === 'PASSED') {
-    // The retention clock (invariant 10) runs from the person's last interaction.
-    const enrollment = await tx.enrollments.get(a.enrollmentReference, { forUpdate: true });
-    if (enrollment && !(enrollment.lastInteractionAt && enrollment.lastInteractionAt >= now)) {
-      await tx.enrollments.update(a.enrollmentReference, { lastInteractionAt: now }, now, null);
-    }
-  }
   const url = a.notifyUrl ?? policy.notifyDefaultUrl;
   if (url) {
     await enqueueNotification(
