@@ -604,6 +604,13 @@ function buildConfig(env: Env, problems: string[]): VaultConfig {
   if (env.AUDIT_SIGNING_KMS_KEY_ID && !env.AWS_REGION) {
     problems.push('AWS_REGION: required when AUDIT_SIGNING_KMS_KEY_ID is set');
   }
+  if (production && !env.AUDIT_SIGNING_KMS_KEY_ID && !env.AUDIT_SIGNING_KEY_FILE) {
+    // A key generated into each replica's data directory would give every replica its own
+    // signer: digests one writes, another could not verify.
+    problems.push(
+      `AUDIT_SIGNING_KMS_KEY_ID: required when NODE_ENV=production (or AUDIT_SIGNING_KEY_FILE shared by every replica; a generated key file ${DEVELOPMENT_ONLY})`,
+    );
+  }
   if (env.AUDIT_SIGNING_KMS_KEY_ID && env.AUDIT_SIGNING_KEY_FILE) {
     problems.push('AUDIT_SIGNING_KEY_FILE: set either it or AUDIT_SIGNING_KMS_KEY_ID, not both');
   }

@@ -232,6 +232,9 @@ describe('loadConfig', () => {
         expect.stringMatching(/^KMS_KEY_ID: required when NODE_ENV=production .*local master key/),
         expect.stringMatching(/^DATABASE_URL: required when NODE_ENV=production .*PGlite/),
         expect.stringMatching(/^VAULT_API_KEYS: required when NODE_ENV=production .*admin token/),
+        expect.stringMatching(
+          /^AUDIT_SIGNING_KMS_KEY_ID: required when NODE_ENV=production .*AUDIT_SIGNING_KEY_FILE/,
+        ),
       ]),
     );
     for (const p of problems.filter((p) => /NODE_ENV=production/.test(p))) {
@@ -258,6 +261,7 @@ describe('loadConfig', () => {
       DATABASE_URL: 'postgres://vault@db/vault',
       VAULT_API_KEYS: `ops:admin:${'a'.repeat(64)}`,
       VAULT_PUBLIC_URL: 'https://vault.bank.example',
+      AUDIT_SIGNING_KMS_KEY_ID: 'arn:aws:kms:eu-west-1:111122223333:key/mac',
     });
     expect(production.jumio.mode).toBe('remote');
     // Each development default alone is refused.
@@ -271,6 +275,7 @@ describe('loadConfig', () => {
       DATABASE_URL: 'postgres://vault@db/vault',
       VAULT_API_KEYS: `ops:admin:${'a'.repeat(64)}`,
       VAULT_PUBLIC_URL: 'https://vault.bank.example',
+      AUDIT_SIGNING_KMS_KEY_ID: 'arn:aws:kms:eu-west-1:111122223333:key/mac',
     };
     expect(problemsOf(noKms)).toEqual([expect.stringMatching(/^KMS_KEY_ID: required/)]);
   });
