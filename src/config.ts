@@ -286,7 +286,7 @@ export interface AuthenticationConfig {
 export interface NotificationConfig {
   /** Used when an initiate names no notifyUrl. */
   defaultUrl: string | undefined;
-  /** `whsec_` + base64: the Standard Webhooks signing secret. */
+  /** base64 (optionally `whsec_`-prefixed): the Standard Webhooks signing secret. */
   secret: string | undefined;
   /** Canonical origins a notifyUrl may point to. */
   allowedOrigins: string[];
@@ -422,7 +422,9 @@ function publicUrlOf(env: Env, loopbackJumio: boolean, problems: string[]): stri
   return base;
 }
 
-const WEBHOOK_SECRET = /^whsec_([A-Za-z0-9+/]+={0,2})$/;
+// Standard Webhooks writes secrets as `whsec_` + base64; the prefix is optional (the
+// library strips it), so a generated secret of base64 characters works as it is.
+const WEBHOOK_SECRET = /^(?:whsec_)?([A-Za-z0-9+/]+={0,2})$/;
 
 function notificationConfig(env: Env, problems: string[]): NotificationConfig {
   const allowedOrigins = env.VAULT_NOTIFY_ALLOWED_ORIGINS ?? [];
@@ -438,7 +440,9 @@ function notificationConfig(env: Env, problems: string[]): NotificationConfig {
     const bytes = Buffer.from(WEBHOOK_SECRET.exec(secret)?.[1] ?? '', 'base64').length;
     // Standard Webhooks: secrets of 24 to 64 random bytes.
     if (bytes < 24 || bytes > 64) {
-      problems.push('VAULT_NOTIFY_SECRET: must be whsec_ followed by 24-64 bytes in base64');
+      problems.push(
+        'VAULT_NOTIFY_SECRET: must be 24-64 bytes in base64, optionally prefixed with whsec_',
+      );
     }
   } else if (defaultUrl !== undefined || allowedOrigins.length > 0) {
     problems.push(

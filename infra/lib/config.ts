@@ -73,6 +73,8 @@ export interface VaultSettings {
   dbAllocatedStorageGiB: number;
   dbBackupRetentionDays: number;
   previousKmsKeyArns: string[];
+  /** Origins the calling services' notifyUrl may use (VAULT_NOTIFY_ALLOWED_ORIGINS). */
+  notifyAllowedOrigins: string[];
   alarmEmail: string | undefined;
   queueAgeAlarmSeconds: number;
   jumio5xxAlarmThreshold: number;
@@ -223,6 +225,18 @@ export function readSettings(context: ContextReader): VaultSettings {
     if (!KMS_KEY_ARN.test(arn)) problems.push(`previousKmsKeyArns: ${arn} is not a KMS key ARN`);
   }
 
+  const notifyAllowedOrigins = list(context('notifyAllowedOrigins')) ?? [];
+  for (const origin of notifyAllowedOrigins) {
+    let ok = false;
+    try {
+      const url = new URL(origin);
+      ok = url.protocol === 'https:' && url.origin === origin;
+    } catch {
+      ok = false;
+    }
+    if (!ok) problems.push(`notifyAllowedOrigins: ${origin} is not an https origin`);
+  }
+
   const account = get('account');
   const region = get('region');
   if (account !== undefined && !/^\d{12}$/.test(account)) {
@@ -262,6 +276,7 @@ export function readSettings(context: ContextReader): VaultSettings {
     dbAllocatedStorageGiB: integer('dbAllocatedStorageGiB', 20, 20, 65536),
     dbBackupRetentionDays: integer('dbBackupRetentionDays', 35, 1, 35),
     previousKmsKeyArns,
+    notifyAllowedOrigins,
     alarmEmail: get('alarmEmail'),
     queueAgeAlarmSeconds: integer('queueAgeAlarmSeconds', 300, 1, 86_400),
     jumio5xxAlarmThreshold: integer('jumio5xxAlarmThreshold', 5, 1, 100_000),

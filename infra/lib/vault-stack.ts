@@ -18,7 +18,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Construct } from 'constructs';
 import type { VaultSettings } from './config';
-import { facemapKeyPolicy, vaultContextStatements } from './facemap-key';
+import { facemapKeyPolicy, KEY_ADMIN_ACTIONS, vaultContextStatements } from './facemap-key';
 import { METRICS_PORT, VaultAlarms, adotConfig } from './observability';
 
 /** The vault's HTTP port (PORT): callbacks, /v1, /healthz and /readyz. */
@@ -77,6 +77,7 @@ export interface VaultStackProps extends StackProps {
 export class VaultStack extends Stack {
   readonly taskRole: iam.Role;
   readonly facemapKey: kms.Key;
+  readonly auditSigningKey: kms.Key;
   readonly bucket: s3.Bucket;
   readonly database: rds.DatabaseInstance;
   readonly service: ecs.FargateService;
@@ -162,6 +163,34 @@ export class VaultStack extends Stack {
       enableKeyRotation: true,
       policy: facemapKeyPolicy({ taskRole: this.taskRole, bucketArn }),
       // A deleted key makes every stored facemap unreadable: never with the stack.
+      removalPolicy: RemovalPolicy.RETAIN,
+      pendingWindow: Duration.days(30),
+    });
+
+    // ---- The audit digests' signing key (HMAC), kept outside the database: whoever controls
+    // the ledger cannot re-sign a rewritten trail. Used by the task role for MACs only.
+    this.auditSigningKey = new kms.Key(this, 'AuditSigningKey', {
+      description: 'Facemap vault: signs the audit trail digests (HMAC-SHA256)',
+      alias: `alias/${s.stackName.toLowerCase()}-audit-digests`,
+      keySpec: kms.KeySpec.HMAC_256,
+      keyUsage: kms.KeyUsage.GENERATE_VERIFY_MAC,
+      policy: new iam.PolicyDocument({
+        statements: [
+          new iam.PolicyStatement({
+            sid: 'KeyAdministration',
+            principals: [new iam.AccountRootPrincipal()],
+            actions: KEY_ADMIN_ACTIONS,
+            resources: ['*'],
+          }),
+          new iam.PolicyStatement({
+            sid: 'VaultAuditDigests',
+            principals: [this.taskRole],
+            actions: ['kms:GenerateMac', 'kms:VerifyMac'],
+            resources: ['*'],
+          }),
+        ],
+      }),
+      // Old digests are verified with it: never deleted with the stack.
       removalPolicy: RemovalPolicy.RETAIN,
       pendingWindow: Duration.days(30),
     });
@@ -381,7 +410,11 @@ export class VaultStack extends Stack {
       METRICS_PORT: String(METRICS_PORT),
       VAULT_PUBLIC_URL: s.vaultPublicUrl,
       TRUST_PROXY: trustedProxies.join(','),
+      AUDIT_SIGNING_KMS_KEY_ID: this.auditSigningKey.keyArn,
     };
+    if (s.notifyAllowedOrigins.length > 0) {
+      environment.VAULT_NOTIFY_ALLOWED_ORIGINS = s.notifyAllowedOrigins.join(',');
+    }
     if (s.jumioCallbackCidrsOverridden) {
       environment.JUMIO_CALLBACK_ALLOWED_CIDRS = s.jumioCallbackCidrs.join(',');
     }

@@ -344,3 +344,43 @@ describe('PostgreSQL ledger', () => {
     expect(dbGroup.Properties!.SecurityGroupIngress).toBeUndefined();
   });
 });
+
+describe('audit digest signing key', () => {
+  let props: Record<string, unknown>;
+  let statements: Statement[];
+  let id: string;
+
+  beforeAll(() => {
+    id = synth.logicalId(synth.stack.auditSigningKey);
+    props = resourcesOfType(synth.template, 'AWS::KMS::Key')[id]!.Properties!;
+    statements = (props.KeyPolicy as { Statement: Statement[] }).Statement;
+  });
+
+  test('is an HMAC key for MACs only, kept when the stack goes', () => {
+    expect(props.KeySpec).toBe('HMAC_256');
+    expect(props.KeyUsage).toBe('GENERATE_VERIFY_MAC');
+    const key = resourcesOfType(synth.template, 'AWS::KMS::Key')[id] as { DeletionPolicy?: string };
+    expect(key.DeletionPolicy).toBe('Retain');
+  });
+
+  test('lets the task role generate and verify MACs, and nobody else use it', () => {
+    const users = statements.filter((s) => asArray(s.Action).some((a) => CRYPTO_ACTION.test(a)));
+    expect(users).toHaveLength(1);
+    expect(asArray(users[0]!.Action).sort()).toEqual(['kms:GenerateMac', 'kms:VerifyMac']);
+    expect(users[0]!.Principal).toEqual({ AWS: { 'Fn::GetAtt': [taskRoleId, 'Arn'] } });
+  });
+
+  test('is what the vault signs its digests with', () => {
+    const task = onlyResource(synth.template, 'AWS::ECS::TaskDefinition').props;
+    const containers = task.ContainerDefinitions as Array<{
+      Name: string;
+      Environment?: { Name: string; Value: unknown }[];
+    }>;
+    const vault = containers.find((c) => c.Name === 'vault')!;
+    expect(vault.Environment).toEqual(
+      expect.arrayContaining([
+        { Name: 'AUDIT_SIGNING_KMS_KEY_ID', Value: { 'Fn::GetAtt': [id, 'Arn'] } },
+      ]),
+    );
+  });
+});

@@ -57,10 +57,25 @@ describe('readSettings', () => {
     [{ account: '123456789012' }, 'account and region: give both or neither'],
     [{ previousKmsKeyArns: 'alias/old' }, 'previousKmsKeyArns: alias/old is not a KMS key ARN'],
     [{ stackName: 'a_b' }, 'stackName:'],
+    [
+      { notifyAllowedOrigins: 'http://svc.example' },
+      'notifyAllowedOrigins: http://svc.example is not an https origin',
+    ],
+    [
+      { notifyAllowedOrigins: 'https://svc.example/hooks' },
+      'notifyAllowedOrigins: https://svc.example/hooks is not an https origin',
+    ],
   ])('refuses %j', (override, message) => {
     const problems = problemsOf({ ...TEST_CONTEXT, ...override });
     expect(problems).toHaveLength(1);
     expect(problems[0]).toContain(message);
+  });
+
+  test('notifyAllowedOrigins reaches the vault as VAULT_NOTIFY_ALLOWED_ORIGINS', () => {
+    const origins = 'https://login.bank.example,https://payments.bank.example:8443';
+    expect(read({ ...TEST_CONTEXT, notifyAllowedOrigins: origins }).notifyAllowedOrigins).toEqual(
+      origins.split(','),
+    );
   });
 
   test('desiredCount 0 is allowed for the first deploy, before the secrets are filled', () => {

@@ -425,7 +425,20 @@ describe('loadConfig', () => {
         }),
       ).toEqual([
         expect.stringMatching(/^VAULT_NOTIFY_DEFAULT_URL: must be https/),
-        expect.stringMatching(/^VAULT_NOTIFY_SECRET: must be whsec_/),
+        expect.stringMatching(/^VAULT_NOTIFY_SECRET: must be 24-64 bytes in base64/),
+      ]);
+      // The prefix is optional: a generated base64 secret (as the CDK app makes) works.
+      const bare = 'A1b2C3d4'.repeat(8); // 64 base64 characters: 48 bytes
+      for (const secret of [bare, `whsec_${bare}`]) {
+        expect(
+          loadConfig({
+            VAULT_NOTIFY_DEFAULT_URL: 'https://hooks.example/x',
+            VAULT_NOTIFY_SECRET: secret,
+          }).notifications.secret,
+        ).toBe(secret);
+      }
+      expect(problemsOf({ VAULT_NOTIFY_SECRET: 'not base64!' })).toEqual([
+        expect.stringMatching(/^VAULT_NOTIFY_SECRET: must be 24-64 bytes in base64/),
       ]);
     });
   });
