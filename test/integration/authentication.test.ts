@@ -453,6 +453,32 @@ describe.each(vaultLedgerKinds)('authentication on %s', (_name, chooseLedger) =>
     });
   });
 
+  it('an erasure of the user expires an unfinished authentication (source erased), tells the caller and deletes it at Jumio', async () => {
+    const u = user('erased');
+    await enrol(u);
+    const { authenticationReference: ref } = await initiate(u, { notifyUrl: receiver.url() });
+    const erased = await request(vault.url)
+      .delete(`/v1/enrollments/${u}`)
+      .set('Authorization', `Bearer ${TOKENS.admin}`)
+      .send({ reason: 'gdpr_art17' });
+    expect([200, 202]).toContain(erased.status);
+    const view = (await getAuthentication(ref).expect(200)).body;
+    expect(view).toMatchObject({ state: 'EXPIRED', reason: 'erased', source: 'erased' });
+    // Jumio's copy goes too, and the calling service hears of it.
+    await reconcile();
+    expect((await sim.authentication(ref)).deleted).toBe(true);
+    await deliver();
+    const [hook] = receiver.for(ref);
+    expect(hook).toBeDefined();
+    expect((JSON.parse(hook!.body) as { data: unknown }).data).toMatchObject({
+      state: 'EXPIRED',
+      reason: 'erased',
+    });
+    // A late callback from Jumio does not bring it back.
+    await sim.complete(ref, { result: 'PASSED' }).catch(() => undefined);
+    expect((await record(ref))!.state).toBe('EXPIRED');
+  });
+
   describe('callbacks', () => {
     it('settles a lost callback by reconciliation once expiresAt and the grace period are past', async () => {
       const u = user('lost');
