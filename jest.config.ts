@@ -9,8 +9,10 @@ const config: Config = {
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] },
   // Builds dist/ when stale: process tests run the compiled vault and CLI.
   globalSetup: '<rootDir>/test/global-setup.ts',
-  // PGlite boots in a few seconds and s3rver/simulator tests do real I/O.
-  testTimeout: 30_000,
+  // PGlite boots in a few seconds and s3rver/simulator tests do real I/O; a whole vault
+  // starting on a 2-core machine busy with another heavy process can take tens of seconds
+  // (hooks share this bound). Timing is never asserted: this only bounds a hang.
+  testTimeout: 90_000,
   // Two cores here; more workers only contend.
   maxWorkers: 2,
 };
