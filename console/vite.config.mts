@@ -13,6 +13,8 @@ export default defineConfig({
   root: here,
   base: '/console/',
   publicDir: path.join(here, 'public'),
+  // Outside console/, whose modification time decides whether `npm start` rebuilds.
+  cacheDir: path.join(here, '../node_modules/.vite-console'),
   oxc: { jsx: { runtime: 'automatic', importSource: 'preact' } },
   build: {
     outDir: path.join(here, '../dist/console'),
