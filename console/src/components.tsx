@@ -143,17 +143,23 @@ export function ViewHeading({ children }: { children: string }) {
   );
 }
 
-/** Previous/next over keyset cursors: the stack of cursors that led to each page. */
+/**
+ * Previous/next over keyset cursors: the stack of cursors that led to each page. A new
+ * `key` (other filters) starts again from the first page, in the same render.
+ */
 export function usePager(key: string) {
-  const [stack, setStack] = useState<Array<string | null>>([null]);
-  useEffect(() => setStack([null]), [key]);
+  const [state, setState] = useState<{ key: string; stack: Array<string | null> }>({
+    key,
+    stack: [null],
+  });
+  const stack = state.key === key ? state.stack : [null];
   const cursor = stack[stack.length - 1] ?? null;
   return {
     cursor,
     page: stack.length,
-    next: (nextCursor: string) => setStack((s) => [...s, nextCursor]),
-    previous: () => setStack((s) => (s.length > 1 ? s.slice(0, -1) : s)),
-    reset: () => setStack([null]),
+    next: (nextCursor: string) => setState({ key, stack: [...stack, nextCursor] }),
+    previous: () => setState({ key, stack: stack.length > 1 ? stack.slice(0, -1) : stack }),
+    reset: () => setState({ key, stack: [null] }),
   };
 }
 
