@@ -6,6 +6,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# The compliance console: Vite bundles it into dist/console (Vite stays in this stage).
+COPY console ./console
 RUN npm run build
 
 FROM node:24-bookworm-slim AS prod-deps

@@ -9,8 +9,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const outputs = ['dist/src/main.js', 'dist/src/cli/vault.js'].map((f) => path.join(root, f));
-const inputs = ['src', 'tsconfig.json', 'tsconfig.build.json'].map((f) => path.join(root, f));
+// The compliance console (console/, built by Vite into dist/console) is part of the build.
+const outputs = ['dist/src/main.js', 'dist/src/cli/vault.js', 'dist/console/index.html'].map((f) =>
+  path.join(root, f),
+);
+const inputs = ['src', 'console', 'tsconfig.json', 'tsconfig.build.json'].map((f) =>
+  path.join(root, f),
+);
 
 /** The newest modification time under `file` (recursively), 0 when it does not exist. */
 function newest(file) {

@@ -11,9 +11,11 @@ import { apiKeyAuth, type ApiKey } from './http/api-keys';
 import { authenticationRoutes } from './http/authentications';
 import type { CidrAllowlist } from './http/callback-origin';
 import { complianceRoutes, type ComplianceDeps } from './http/compliance';
+import { consoleRoutes, defaultConsoleDir } from './http/console';
 import { enrollmentRoutes } from './http/enrollments';
 import { errorBody, errorHandler, methodNotAllowed, notFound } from './http/errors';
 import { accessLog, httpMetrics, requestId } from './http/middleware';
+import { meRoutes } from './http/me';
 import { notificationRoutes } from './http/notifications';
 import { buildOpenApiDocument } from './http/openapi';
 import { RouteRegistry } from './http/route';
@@ -46,6 +48,8 @@ export interface AppDeps {
   notifications: NotificationAdmin;
   /** Inventory, audit trail, erasure and retention routes (issue 9); absent: not served. */
   compliance?: ComplianceDeps;
+  /** The built compliance console (default: this package's dist/console). */
+  consoleDir?: string;
 }
 
 /** The Express app without listen(): main.ts listens, tests drive it with supertest. */
@@ -97,6 +101,8 @@ export function createApp(deps: AppDeps): Express {
     })
     .all(methodNotAllowed('GET'));
 
+  // The compliance console's static files, with their own (stricter) security headers.
+  app.use('/console', consoleRoutes(deps.consoleDir ?? defaultConsoleDir()));
   app.use(webhookRoutes(deps));
   const auth = apiKeyAuth(deps.apiKeys, {
     logger: deps.logger,
@@ -138,6 +144,7 @@ export function createApp(deps: AppDeps): Express {
   if (deps.compliance) {
     app.use(complianceRoutes({ ...deps, ...deps.compliance, auth, routes }));
   }
+  app.use(meRoutes({ auth, routes }));
   app.use(enrollmentRoutes({ ...deps, auth, routes }));
   app.use(authenticationRoutes({ ...deps, auth, routes }));
   app.use(notificationRoutes({ ...deps, auth, routes }));

@@ -144,6 +144,8 @@ export interface AuditRepository {
   chain(afterSeq: number, limit: number): Promise<AuditEvent[]>;
   /** The last sequence and hash (0 and the genesis hash when empty), as committed. */
   head(): Promise<{ seq: number; hash: string }>;
+  /** The most recent entry of `type` (highest sequence), or null. */
+  latest(type: string): Promise<AuditEvent | null>;
   /** Chains entries written before the chain existed (once, at start-up); how many. */
   sealUnchained(): Promise<number>;
 }
@@ -161,6 +163,8 @@ export interface AuditDigestState {
 export interface AuditDigestRepository {
   /** Locks and reads the state: one digest writer at a time. */
   lock(): Promise<AuditDigestState>;
+  /** The same state, read without a lock (for display). */
+  current(): Promise<AuditDigestState>;
   save(state: AuditDigestState): Promise<void>;
 }
 
@@ -630,6 +634,20 @@ export interface InventoryRepository {
   ): Promise<Array<{ userReference: string; enrollmentReferences: string[] }>>;
   /** Marks the user's enrollments (not ERASED) purpose-satisfied at `now`; how many. */
   markPurposeSatisfied(userReference: string, now: Date): Promise<number>;
+  /**
+   * Per UTC month (`YYYY-MM`, ascending, only months with activity): facemaps stored, and
+   * facemaps that stopped being held (blob destroyed or enrollment erased).
+   */
+  facemapsByMonth(): Promise<Array<{ month: string; stored: number; destroyed: number }>>;
+  /**
+   * Enrollments (not ERASED) whose retention deadline falls in [from, to), per UTC month
+   * (`YYYY-MM`, only months with deadlines); `onHold`: those of users under a legal hold.
+   */
+  retentionByMonth(
+    from: Date,
+    to: Date,
+    retentionDays: number,
+  ): Promise<Array<{ month: string; due: number; onHold: number }>>;
 }
 
 export interface LegalHold {
@@ -645,6 +663,8 @@ export interface LegalHoldRepository {
   put(hold: LegalHold): Promise<void>;
   /** True when there was one. */
   remove(userReference: string): Promise<boolean>;
+  /** Holds by user reference, after `after` (exclusive), at most `limit`. */
+  list(after: string | null, limit: number): Promise<LegalHold[]>;
 }
 
 export const ERASURE_REASONS = [
@@ -694,6 +714,12 @@ export interface ErasureRepository {
   get(erasureId: string): Promise<ErasureRecord | null>;
   /** The user's most recent erasure, PENDING first. */
   latestForUser(userReference: string): Promise<ErasureRecord | null>;
+  /** Newest first (requestedAt, erasureId descending), before `before` (exclusive). */
+  list(
+    filter: { state?: ErasureRecord['state']; userReference?: string },
+    before: { requestedAt: Date; erasureId: string } | null,
+    limit: number,
+  ): Promise<ErasureRecord[]>;
   complete(
     erasureId: string,
     done: { blobKeysDestroyed: string[]; erasedAt: Date; auditSequence: number },

@@ -4,7 +4,7 @@ import { type Response, Router } from 'express';
 import { type ExportFormat, exportChunks } from '../core/compliance/export';
 import { z } from 'zod';
 import type { BlobStores } from '../core/blobs';
-import { verifyAuditTrail, writeDigest } from '../core/compliance/audit-trail';
+import { auditStatus, verifyAndRecord, writeDigest } from '../core/compliance/audit-trail';
 import type { CursorCodec } from '../core/compliance/cursor';
 import {
   type ErasureService,
@@ -13,7 +13,12 @@ import {
   releaseLegalHold,
   toReceipt,
 } from '../core/compliance/erasure';
-import { inventoryPage, toInventoryView } from '../core/compliance/inventory';
+import {
+  facemapHistory,
+  inventoryPage,
+  retentionSchedule,
+  toInventoryView,
+} from '../core/compliance/inventory';
 import { InvalidRequestError } from '../core/enrollment/admin';
 import { isValidUserReference, userReferenceSchema } from '../core/enrollment/callback';
 import {
@@ -57,6 +62,14 @@ const limitSchema = (fallback: number) =>
     .regex(/^\d{1,7}$/, { message: 'must be an integer from 1 to 1000' })
     .transform(Number)
     .refine((n) => n >= 1 && n <= 1000, { message: 'must be an integer from 1 to 1000' })
+    .default(fallback);
+/** A count of months in a query: an integer from 1 to `max`. */
+const monthsSchema = (fallback: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d{1,4}$/, { message: `must be an integer from 1 to ${max}` })
+    .transform(Number)
+    .refine((n) => n >= 1 && n <= max, { message: `must be an integer from 1 to ${max}` })
     .default(fallback);
 
 /** A reference-like token (a ticket, a hold's reference): no email address, no phone. */
@@ -245,6 +258,79 @@ export function complianceRoutes(deps: Deps): Router {
   route(
     {
       method: 'get',
+      path: '/v1/inventory/history',
+      summary: 'Facemaps stored, destroyed and held, per UTC month, the current month last',
+      description:
+        '`held` is the count at the end of the month (now, for the current month): stored ' +
+        'and neither destroyed (superseded, purged) nor erased by then.',
+      tags: ['compliance'],
+      roles: readers,
+      query: z.strictObject({ months: monthsSchema(24, 120) }),
+      responses: {
+        200: {
+          description: 'one entry per month, oldest first',
+          schema: z.object({
+            months: z.array(
+              z.object({
+                month: z.string().regex(/^\d{4}-\d{2}$/),
+                stored: z.number().int(),
+                destroyed: z.number().int(),
+                held: z.number().int(),
+              }),
+            ),
+          }),
+        },
+      },
+    },
+    async ({ query }, _req, res) => {
+      res.json({ months: await facemapHistory(deps, deps.clock.now(), query.months) });
+    },
+  );
+
+  route(
+    {
+      method: 'get',
+      path: '/v1/inventory/retention-schedule',
+      summary: 'Retention deadlines ahead, per UTC month, from now through `months` months',
+      description:
+        'Enrollments (not ERASED) whose deadline falls from `from` (now) to `to` (the start ' +
+        'of the month after the window), counted in the month it falls in; `onHold` of them ' +
+        'belong to users under a legal hold. Deadlines already past are in the summary.',
+      tags: ['compliance'],
+      roles: readers,
+      query: z.strictObject({ months: monthsSchema(36, 120) }),
+      responses: {
+        200: {
+          description: 'every month of the window, zeros included, the current month first',
+          schema: z.object({
+            from: iso,
+            to: iso,
+            retentionDays: z.number().int(),
+            months: z.array(
+              z.object({
+                month: z.string().regex(/^\d{4}-\d{2}$/),
+                due: z.number().int(),
+                onHold: z.number().int(),
+              }),
+            ),
+          }),
+        },
+      },
+    },
+    async ({ query }, _req, res) => {
+      const schedule = await retentionSchedule(deps, deps.clock.now(), query.months);
+      res.json({
+        from: schedule.from.toISOString(),
+        to: schedule.to.toISOString(),
+        retentionDays: deps.retentionDays,
+        months: schedule.months,
+      });
+    },
+  );
+
+  route(
+    {
+      method: 'get',
       path: '/v1/inventory/export',
       summary: 'The whole inventory (same filters), streamed as CSV or NDJSON: metadata only',
       tags: ['compliance'],
@@ -357,7 +443,47 @@ export function complianceRoutes(deps: Deps): Router {
       },
     },
     async (_input, _req, res) => {
-      res.json(await verifyAuditTrail({ ...deps, blobs: deps.stores }));
+      res.json(await verifyAndRecord({ ...deps, blobs: deps.stores }, caller(res)));
+    },
+  );
+
+  route(
+    {
+      method: 'get',
+      path: '/v1/audit/status',
+      summary: 'The chain head, the last signed digest and the last recorded verification',
+      tags: ['compliance'],
+      roles: readers,
+      responses: {
+        200: {
+          description: 'the status',
+          schema: z.object({
+            head: z.object({ seq: z.number().int() }),
+            lastDigest: z
+              .object({ number: z.number().int(), toSequence: z.number().int(), createdAt: iso })
+              .nullable(),
+            lastVerification: verifySchema
+              .extend({ seq: z.number().int(), at: iso, actor: z.string() })
+              .nullable(),
+          }),
+        },
+      },
+    },
+    async (_input, _req, res) => {
+      const status = await auditStatus(deps);
+      const { lastDigest: digest, lastVerification: verified } = status;
+      res.json({
+        head: status.head,
+        lastDigest: digest ? { ...digest, createdAt: digest.createdAt.toISOString() } : null,
+        lastVerification: verified
+          ? {
+              ...verified.report,
+              seq: verified.seq,
+              at: verified.at.toISOString(),
+              actor: verified.actor,
+            }
+          : null,
+      });
     },
   );
 
@@ -400,6 +526,57 @@ export function complianceRoutes(deps: Deps): Router {
   route(
     {
       method: 'get',
+      path: '/v1/erasures',
+      summary: 'Erasures and their receipts, newest first, in pages',
+      tags: ['compliance'],
+      roles: readers,
+      query: z.strictObject({
+        state: z.enum(['PENDING', 'DONE']).optional(),
+        userReference: userReferenceSchema.optional(),
+        limit: limitSchema(50),
+        cursor: z.string().max(512).optional(),
+      }),
+      responses: {
+        200: {
+          description: 'a page of erasures',
+          schema: z.object({ items: z.array(receiptSchema), nextCursor: z.string().nullable() }),
+        },
+      },
+    },
+    async ({ query }, _req, res) => {
+      const { cursor, limit, ...filter } = query;
+      let before: { requestedAt: Date; erasureId: string } | null = null;
+      if (cursor !== undefined) {
+        const parsed = z
+          .strictObject({ requestedAt: iso, erasureId: z.string().max(100) })
+          .safeParse(deps.cursors.decode('erasures', cursor));
+        if (!parsed.success) throw new InvalidRequestError('cursor: malformed');
+        before = {
+          requestedAt: new Date(parsed.data.requestedAt),
+          erasureId: parsed.data.erasureId,
+        };
+      }
+      const rows = await deps.ledger.transaction((tx) =>
+        tx.erasures.list(filter, before, limit + 1),
+      );
+      const items = rows.slice(0, limit);
+      const last = items[items.length - 1];
+      res.json({
+        items: items.map(toReceipt),
+        nextCursor:
+          rows.length > limit && last
+            ? deps.cursors.encode('erasures', {
+                requestedAt: last.requestedAt.toISOString(),
+                erasureId: last.erasureId,
+              })
+            : null,
+      });
+    },
+  );
+
+  route(
+    {
+      method: 'get',
       path: '/v1/erasures/{erasureId}',
       summary: 'An erasure and, once DONE, its destruction receipt',
       tags: ['compliance'],
@@ -425,6 +602,45 @@ export function complianceRoutes(deps: Deps): Router {
       placedAt: iso,
     })
     .meta({ id: 'LegalHold' });
+
+  route(
+    {
+      method: 'get',
+      path: '/v1/legal-holds',
+      summary: 'The legal holds in place, by user reference, in pages',
+      tags: ['compliance'],
+      roles: readers,
+      query: z.strictObject({ limit: limitSchema(100), cursor: z.string().max(512).optional() }),
+      responses: {
+        200: {
+          description: 'a page of holds',
+          schema: z.object({ items: z.array(holdSchema), nextCursor: z.string().nullable() }),
+        },
+      },
+    },
+    async ({ query }, _req, res) => {
+      let after: string | null = null;
+      if (query.cursor !== undefined) {
+        const parsed = z
+          .strictObject({ userReference: z.string().max(100) })
+          .safeParse(deps.cursors.decode('legal-holds', query.cursor));
+        if (!parsed.success) throw new InvalidRequestError('cursor: malformed');
+        after = parsed.data.userReference;
+      }
+      const rows = await deps.ledger.transaction((tx) =>
+        tx.legalHolds.list(after, query.limit + 1),
+      );
+      const items = rows.slice(0, query.limit);
+      const last = items[items.length - 1];
+      res.json({
+        items: items.map((h) => ({ ...h, placedAt: h.placedAt.toISOString() })),
+        nextCursor:
+          rows.length > query.limit && last
+            ? deps.cursors.encode('legal-holds', { userReference: last.userReference })
+            : null,
+      });
+    },
+  );
 
   route(
     {

@@ -201,6 +201,15 @@ class SqlAuditRepository implements AuditRepository {
     return { seq: Number(rows[0]!.seq), hash: rows[0]!.hash };
   }
 
+  async latest(type: string): Promise<AuditEvent | null> {
+    // audit_events_by_type_seq: one index step back from the end.
+    const { rows } = await this.sql.query<AuditRow>(
+      `SELECT ${AUDIT_COLUMNS} FROM audit_events WHERE type = $1 ORDER BY seq DESC LIMIT 1`,
+      [type],
+    );
+    return rows[0] ? toAuditEvent(rows[0]) : null;
+  }
+
   async sealUnchained(): Promise<number> {
     // Cheap check first (every replica runs this at start-up), then under the head lock,
     // so that replicas starting together seal each entry once.
@@ -239,14 +248,22 @@ class SqlAuditRepository implements AuditRepository {
 class SqlAuditDigestRepository implements AuditDigestRepository {
   constructor(private readonly sql: SqlClient) {}
 
-  async lock(): Promise<AuditDigestState> {
+  lock(): Promise<AuditDigestState> {
+    return this.read(' FOR UPDATE');
+  }
+
+  current(): Promise<AuditDigestState> {
+    return this.read('');
+  }
+
+  private async read(lock: string): Promise<AuditDigestState> {
     const { rows } = await this.sql.query<{
       digests: string;
       to_sequence: string;
       signature: string | null;
       blob_key: string | null;
       created_at: Date | null;
-    }>('SELECT * FROM audit_digest_state WHERE id = 1 FOR UPDATE');
+    }>(`SELECT * FROM audit_digest_state WHERE id = 1${lock}`);
     const row = rows[0]!;
     return {
       digests: Number(row.digests),
@@ -944,6 +961,9 @@ const RETENTION_DUE = `LEAST(e.purpose_satisfied_at,
   COALESCE(e.last_interaction_at, e.activated_at, e.stored_at, e.created_at)
     + make_interval(days => $1::int))`;
 
+/** `YYYY-MM` of a timestamptz expression, in UTC whatever the session's time zone. */
+const UTC_MONTH = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM')`;
+
 /** What an inventory row shows (the read view): fewer columns to parse per row. */
 const INVENTORY_COLUMNS = [
   'enrollment_reference',
@@ -1100,32 +1120,76 @@ class SqlInventoryRepository implements InventoryRepository {
     );
     return rowCount;
   }
+
+  async facemapsByMonth(): Promise<Array<{ month: string; stored: number; destroyed: number }>> {
+    // One pass over the table; the result has one row per month with activity.
+    const ended = 'LEAST(blob_destroyed_at, erased_at)';
+    const { rows } = await this.sql.query<{ month: string; stored: string; destroyed: string }>(
+      `SELECT month, sum(stored) AS stored, sum(destroyed) AS destroyed
+         FROM (SELECT ${UTC_MONTH('stored_at')} AS month, 1 AS stored, 0 AS destroyed
+                 FROM enrollments WHERE stored_at IS NOT NULL
+               UNION ALL
+               SELECT ${UTC_MONTH(ended)}, 0, 1
+                 FROM enrollments WHERE stored_at IS NOT NULL AND ${ended} IS NOT NULL) q
+        GROUP BY month ORDER BY month`,
+    );
+    return rows.map((r) => ({
+      month: r.month,
+      stored: Number(r.stored),
+      destroyed: Number(r.destroyed),
+    }));
+  }
+
+  async retentionByMonth(from: Date, to: Date, retentionDays: number) {
+    const { rows } = await this.sql.query<{ month: string; due: string; on_hold: string }>(
+      `SELECT ${UTC_MONTH('due')} AS month, count(*) AS due, count(*) FILTER (WHERE held) AS on_hold
+         FROM (SELECT ${RETENTION_DUE} AS due,
+                      EXISTS (SELECT 1 FROM legal_holds h WHERE h.user_reference = e.user_reference) AS held
+                 FROM enrollments e WHERE e.state <> 'ERASED') q
+        WHERE due >= $2 AND due < $3
+        GROUP BY 1 ORDER BY 1`,
+      [retentionDays, from, to],
+    );
+    return rows.map((r) => ({ month: r.month, due: Number(r.due), onHold: Number(r.on_hold) }));
+  }
+}
+
+interface LegalHoldRow {
+  user_reference: string;
+  reference: string;
+  reason: string;
+  placed_by: string;
+  placed_at: Date;
+}
+
+function toLegalHold(r: LegalHoldRow): LegalHold {
+  return {
+    userReference: r.user_reference,
+    reference: r.reference,
+    reason: r.reason,
+    placedBy: r.placed_by,
+    placedAt: r.placed_at,
+  };
 }
 
 class SqlLegalHoldRepository implements LegalHoldRepository {
   constructor(private readonly sql: SqlClient) {}
 
   async get(userReference: string, options: { forUpdate?: boolean } = {}) {
-    const { rows } = await this.sql.query<{
-      user_reference: string;
-      reference: string;
-      reason: string;
-      placed_by: string;
-      placed_at: Date;
-    }>(
+    const { rows } = await this.sql.query<LegalHoldRow>(
       `SELECT * FROM legal_holds WHERE user_reference = $1${options.forUpdate ? ' FOR UPDATE' : ''}`,
       [userReference],
     );
-    const r = rows[0];
-    return r
-      ? {
-          userReference: r.user_reference,
-          reference: r.reference,
-          reason: r.reason,
-          placedBy: r.placed_by,
-          placedAt: r.placed_at,
-        }
-      : null;
+    return rows[0] ? toLegalHold(rows[0]) : null;
+  }
+
+  async list(after: string | null, limit: number): Promise<LegalHold[]> {
+    const { rows } = await this.sql.query<LegalHoldRow>(
+      `SELECT * FROM legal_holds WHERE ($1::text IS NULL OR user_reference > $1)
+        ORDER BY user_reference LIMIT $2`,
+      [after, limit],
+    );
+    return rows.map(toLegalHold);
   }
 
   async put(hold: LegalHold): Promise<void> {
@@ -1228,6 +1292,29 @@ class SqlErasureRepository implements ErasureRepository {
       [userReference],
     );
     return rows[0] ? toErasure(rows[0]) : null;
+  }
+
+  async list(
+    filter: { state?: ErasureRecord['state']; userReference?: string },
+    before: { requestedAt: Date; erasureId: string } | null,
+    limit: number,
+  ): Promise<ErasureRecord[]> {
+    const { rows } = await this.sql.query<ErasureRow>(
+      `SELECT * FROM erasures
+        WHERE ($1::text IS NULL OR state = $1)
+          AND ($2::text IS NULL OR user_reference = $2)
+          AND ($3::timestamptz IS NULL OR (requested_at, erasure_id) < ($3::timestamptz, $4::text))
+        ORDER BY requested_at DESC, erasure_id DESC
+        LIMIT $5`,
+      [
+        filter.state ?? null,
+        filter.userReference ?? null,
+        before?.requestedAt ?? null,
+        before?.erasureId ?? null,
+        limit,
+      ],
+    );
+    return rows.map(toErasure);
   }
 
   async complete(

@@ -308,3 +308,53 @@ export async function verifyAuditTrail(deps: AuditTrailDeps): Promise<VerifyRepo
     digestsChecked: digests.count,
   };
 }
+
+/** The audit entry type of a verification: who checked the trail, when, and what it found. */
+export const VERIFIED_EVENT = 'audit.verified';
+
+/**
+ * Verifies the trail and records the result in it (fails closed: no entry, no answer), so
+ * that "when was the trail last verified, by whom, with what result" is itself on record.
+ */
+export async function verifyAndRecord(deps: AuditTrailDeps, actor: string): Promise<VerifyReport> {
+  const report = await verifyAuditTrail(deps);
+  await deps.ledger.transaction((tx) =>
+    tx.audit.append({ type: VERIFIED_EVENT, actor, details: { ...report } }),
+  );
+  return report;
+}
+
+export interface AuditStatus {
+  head: { seq: number };
+  lastDigest: { number: number; toSequence: number; createdAt: Date } | null;
+  lastVerification: {
+    seq: number;
+    at: Date;
+    actor: string;
+    report: VerifyReport;
+  } | null;
+}
+
+/** The chain head, the last signed digest and the last recorded verification. */
+export async function auditStatus(deps: Pick<AuditTrailDeps, 'ledger'>): Promise<AuditStatus> {
+  return deps.ledger.transaction(async (tx) => {
+    const head = await tx.audit.head();
+    const digest = await tx.auditDigests.current();
+    const verified = await tx.audit.latest(VERIFIED_EVENT);
+    return {
+      head: { seq: head.seq },
+      lastDigest:
+        digest.digests > 0 && digest.createdAt
+          ? { number: digest.digests, toSequence: digest.toSequence, createdAt: digest.createdAt }
+          : null,
+      lastVerification: verified
+        ? {
+            seq: verified.seq,
+            at: verified.at,
+            actor: verified.actor,
+            report: verified.details as unknown as VerifyReport,
+          }
+        : null,
+    };
+  });
+}

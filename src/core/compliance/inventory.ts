@@ -66,3 +66,78 @@ export async function* inventoryBatches(
     if (batch.length > 0) yield batch;
   }
 }
+
+/** `YYYY-MM` of the UTC month `offset` months after the one `date` falls in. */
+export function utcMonth(date: Date, offset = 0): string {
+  return monthStart(date, offset).toISOString().slice(0, 7);
+}
+
+/** The first instant of the UTC month `offset` months after the one `date` falls in. */
+export function monthStart(date: Date, offset = 0): Date {
+  return new Date(Date.UTC(date.getUTCFullYear(), date.getUTCMonth() + offset, 1));
+}
+
+export interface FacemapMonth {
+  month: string;
+  /** Facemaps stored during the month. */
+  stored: number;
+  /** Facemaps destroyed (superseded, erased, purged) during the month. */
+  destroyed: number;
+  /** Facemaps held at the end of the month (or now, for the current month). */
+  held: number;
+}
+
+/** The last `months` UTC months, the current one last: what was stored, destroyed, held. */
+export async function facemapHistory(
+  deps: InventoryDeps,
+  now: Date,
+  months: number,
+): Promise<FacemapMonth[]> {
+  const activity = await deps.ledger.transaction((tx) => tx.inventory.facemapsByMonth());
+  const first = utcMonth(now, 1 - months);
+  const inWindow = new Map(activity.filter((a) => a.month >= first).map((a) => [a.month, a]));
+  // Held when the window opens: everything stored and not destroyed before it.
+  let held = activity
+    .filter((a) => a.month < first)
+    .reduce((n, a) => n + a.stored - a.destroyed, 0);
+  return Array.from({ length: months }, (_, i) => {
+    const month = utcMonth(now, i + 1 - months);
+    const { stored = 0, destroyed = 0 } = inWindow.get(month) ?? {};
+    held += stored - destroyed;
+    return { month, stored, destroyed, held };
+  });
+}
+
+export interface RetentionMonth {
+  month: string;
+  /** Enrollments (not ERASED) whose retention deadline falls in the month. */
+  due: number;
+  /** Of those, the ones of users under a legal hold (not purged while it lasts). */
+  onHold: number;
+}
+
+/**
+ * Retention deadlines from `now` to the end of the UTC month `months - 1` after the current
+ * one, per month (every month listed, zeros included). Deadlines already past are the
+ * summary's `retentionPastDue`.
+ */
+export async function retentionSchedule(
+  deps: InventoryDeps,
+  now: Date,
+  months: number,
+): Promise<{ from: Date; to: Date; months: RetentionMonth[] }> {
+  const to = monthStart(now, months);
+  const rows = await deps.ledger.transaction((tx) =>
+    tx.inventory.retentionByMonth(now, to, deps.retentionDays),
+  );
+  const byMonth = new Map(rows.map((r) => [r.month, r]));
+  return {
+    from: now,
+    to,
+    months: Array.from({ length: months }, (_, i) => {
+      const month = utcMonth(now, i);
+      const { due = 0, onHold = 0 } = byMonth.get(month) ?? {};
+      return { month, due, onHold };
+    }),
+  };
+}
