@@ -7,7 +7,7 @@ import { SUPPORTED_LOCALES } from '../core/jumio';
 import { AUTHENTICATION_SOURCES, AUTHENTICATION_STATES } from '../core/ports';
 import { caller } from './enrollments';
 import { HttpError } from './errors';
-import { defineRoute, type RouteAuth, type RouteRegistry } from './route';
+import { type RouteAuth, type RouteRegistry, declaredRouter } from './route';
 
 export interface AuthenticationRouteDeps {
   authentications: AuthenticationService;
@@ -97,11 +97,7 @@ export const pageQuery = {
 
 /** Internal API for authentications. Never returns facemap bytes. */
 export function authenticationRoutes(deps: AuthenticationRouteDeps): Router {
-  const router = Router();
-  const route = <S extends Parameters<typeof defineRoute>[3]>(
-    spec: S,
-    handler: Parameters<typeof defineRoute<S>>[4],
-  ) => defineRoute(router, deps.routes, deps.auth, spec, handler);
+  const { router, route } = declaredRouter(deps);
   const tags = ['authentications'];
   const service = deps.authentications;
 

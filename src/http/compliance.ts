@@ -33,7 +33,7 @@ import {
   type Logger,
 } from '../core/ports';
 import { caller, enrollmentViewSchema } from './enrollments';
-import { defineRoute, type RouteAuth, type RouteRegistry } from './route';
+import { type RouteAuth, type RouteRegistry, declaredRouter } from './route';
 
 /** What the composition root gives the compliance routes. */
 export interface ComplianceDeps {
@@ -167,11 +167,7 @@ function auditView(e: AuditEvent) {
 
 /** Compliance: inventory, audit trail, erasure, retention (issue 9). Never returns bytes. */
 export function complianceRoutes(deps: Deps): Router {
-  const router = Router();
-  const route = <S extends Parameters<typeof defineRoute>[3]>(
-    spec: S,
-    handler: Parameters<typeof defineRoute<S>>[4],
-  ) => defineRoute(router, deps.routes, deps.auth, spec, handler);
+  const { router, route } = declaredRouter(deps);
   const readers = ['auditor', 'admin'] as const;
   const userParams = z.strictObject({ userReference: userReferenceSchema });
 

@@ -10,7 +10,7 @@ import {
 import { JUMIO_REFERENCE, userReferenceSchema } from '../core/enrollment/callback';
 import { ENROLLMENT_STATES, type Clock, type Ledger } from '../core/ports';
 import type { Caller } from './api-keys';
-import { defineRoute, type RouteAuth, type RouteRegistry } from './route';
+import { type RouteAuth, type RouteRegistry, declaredRouter } from './route';
 
 export interface EnrollmentRouteDeps {
   ledger: Ledger;
@@ -61,11 +61,7 @@ export function caller(res: { locals: Record<string, unknown> }): string {
 
 /** Internal API for enrollments. Never returns facemap bytes, by any route. */
 export function enrollmentRoutes(deps: EnrollmentRouteDeps): Router {
-  const router = Router();
-  const route = <S extends Parameters<typeof defineRoute>[3]>(
-    spec: S,
-    handler: Parameters<typeof defineRoute<S>>[4],
-  ) => defineRoute(router, deps.routes, deps.auth, spec, handler);
+  const { router, route } = declaredRouter(deps);
   const tags = ['enrollments'];
 
   route(

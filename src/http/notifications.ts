@@ -5,7 +5,7 @@ import { encodeCursor, positionOf } from '../core/authentication/service';
 import { NOTIFICATION_STATES } from '../core/ports';
 import { pageQuery } from './authentications';
 import { caller } from './enrollments';
-import { defineRoute, type RouteAuth, type RouteRegistry } from './route';
+import { type RouteAuth, type RouteRegistry, declaredRouter } from './route';
 
 export interface NotificationRouteDeps {
   notifications: NotificationAdmin;
@@ -34,11 +34,7 @@ const notificationViewSchema = z
 
 /** The notification outbox, for admins: what failed, and sending it again. */
 export function notificationRoutes(deps: NotificationRouteDeps): Router {
-  const router = Router();
-  const route = <S extends Parameters<typeof defineRoute>[3]>(
-    spec: S,
-    handler: Parameters<typeof defineRoute<S>>[4],
-  ) => defineRoute(router, deps.routes, deps.auth, spec, handler);
+  const { router, route } = declaredRouter(deps);
   const tags = ['notifications'];
 
   route(

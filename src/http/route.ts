@@ -154,6 +154,19 @@ export function defineRoute<S extends RouteSpec>(
   });
 }
 
+/**
+ * A router and the function that declares routes on it (validated, role-checked, and
+ * registered for /openapi.json): what every route module starts with.
+ */
+export function declaredRouter(deps: { routes: RouteRegistry; auth: RouteAuth }) {
+  const router = Router();
+  const route = <S extends RouteSpec>(
+    spec: S,
+    handler: (input: RouteInput<S>, req: Request, res: Response) => Promise<void>,
+  ): void => defineRoute(router, deps.routes, deps.auth, spec, handler);
+  return { router, route };
+}
+
 /** The error body every route answers with. */
 export const errorBodySchema = z
   .object({
