@@ -1,15 +1,14 @@
-import { userInfo } from 'node:os';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { loadConfig, type VaultConfig } from '../config';
 import { buildAuditSigner, buildBlobStore, buildContainer, openLedger } from '../container';
 import { BlobStores } from '../core/blobs';
-import { verifyAuditTrail, type VerifyReport } from '../core/compliance/audit-trail';
+import { verifyAndRecord, type VerifyReport } from '../core/compliance/audit-trail';
 import { type ExportFormat, exportChunks } from '../core/compliance/export';
 import { RetentionPurge, retentionDue } from '../core/compliance/retention';
 import { type InventoryFilter, type Ledger, systemClock } from '../core/ports';
 import { createLogger } from '../logging';
-import type { Io } from './io';
+import { cliActor, type Io } from './io';
 import { startProgress } from './progress';
 
 /**
@@ -96,7 +95,10 @@ export async function purge(options: { dryRun: boolean; json: boolean }, io: Io)
     return 0;
   }
   // A real purge needs the whole vault (blob stores, Jumio): the same path as the worker.
-  const logger = createLogger('warn', process.stderr).child({ cli: `purge:${osUser()}` });
+  const logger = createLogger('warn', process.stderr).child({
+    command: 'purge',
+    actor: cliActor(io.env),
+  });
   const container = await buildContainer(config, logger);
   try {
     const { ledger, erasures, clock } = container;
@@ -122,18 +124,24 @@ export async function purge(options: { dryRun: boolean; json: boolean }, io: Io)
   return 0;
 }
 
-/** `vault audit verify`: the chain and every digest; exit 1 when broken. */
+/**
+ * `vault audit verify`: the chain and every digest, with the result recorded in the trail
+ * (`audit.verified`, by `cli:<os user>`) as the API records its own; exit 1 when broken.
+ */
 export async function auditVerify(options: { json: boolean }, io: Io): Promise<number> {
   const config = loadConfig(io.env);
   const logger = createLogger('warn', process.stderr);
   const report: VerifyReport = await withLedger(config, async (ledger) =>
-    verifyAuditTrail({
-      ledger,
-      blobs: new BlobStores(buildBlobStore(config)),
-      signer: await buildAuditSigner(config, logger),
-      clock: systemClock,
-      logger,
-    }),
+    verifyAndRecord(
+      {
+        ledger,
+        blobs: new BlobStores(buildBlobStore(config)),
+        signer: await buildAuditSigner(config, logger),
+        clock: systemClock,
+        logger,
+      },
+      cliActor(io.env),
+    ),
   );
   if (options.json) io.out(JSON.stringify(report));
   else if (report.ok) {
@@ -144,12 +152,4 @@ export async function auditVerify(options: { json: boolean }, io: Io): Promise<n
     io.out(`BROKEN: ${JSON.stringify(report)}`);
   }
   return report.ok ? 0 : 1;
-}
-
-function osUser(): string {
-  try {
-    return userInfo().username || 'unknown';
-  } catch {
-    return 'unknown';
-  }
 }

@@ -1,3 +1,5 @@
+import { userInfo } from 'node:os';
+
 /** Where a command writes, and what it reads: the process's by default, captured in tests. */
 export interface Io {
   /** A line for stdout: results, what a script reads. */
@@ -16,4 +18,15 @@ export const processIo: Io = {
 /** Bad usage found after parsing (an option missing with another): exit code 2. */
 export class UsageError extends Error {
   override name = 'UsageError';
+}
+
+/** The audit actor of an operator command: `cli:<os user>`. */
+export function cliActor(env: NodeJS.ProcessEnv): string {
+  let user: string | undefined;
+  try {
+    user = userInfo().username;
+  } catch {
+    user = env.USER;
+  }
+  return `cli:${user || 'unknown'}`;
 }

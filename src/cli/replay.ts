@@ -1,18 +1,9 @@
-import { userInfo } from 'node:os';
 import { loadLedgerConfig } from '../config';
 import { openLedger } from '../container';
 import { replayFailed } from '../core/enrollment/admin';
 import { isValidUserReference } from '../core/enrollment/callback';
 import { systemClock } from '../core/ports';
-import type { Io } from './io';
-
-function osUser(env: NodeJS.ProcessEnv): string {
-  try {
-    return userInfo().username || 'unknown';
-  } catch {
-    return env.USER ?? 'unknown';
-  }
-}
+import { cliActor, type Io } from './io';
 
 /**
  * `vault replay <userReference>`: puts the user's FAILED enrollment back into the pipeline
@@ -37,7 +28,7 @@ export async function replay(
     const view = await replayFailed(
       { ledger, clock: systemClock },
       userReference,
-      `cli:${osUser(io.env)}`,
+      cliActor(io.env),
     );
     if (options.json) {
       io.out(JSON.stringify(view));

@@ -97,6 +97,18 @@ describe.each(vaultLedgerKinds)('compliance CLI on %s', (_name, chooseLedger) =>
     const ok = await runVault(['audit', 'verify', '--json'], env);
     expect(ok.code).toBe(0);
     expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, checkedThrough: 5 });
+    // The verification itself is on record, as the API's are.
+    const recorded = await withDb(
+      async (db) =>
+        (
+          await db.query<{ actor: string; details: { ok: boolean } }>(
+            `SELECT actor, details FROM audit_events WHERE type = 'audit.verified'`,
+          )
+        ).rows,
+    );
+    expect(recorded).toEqual([
+      { actor: expect.stringMatching(/^cli:.+/), details: expect.objectContaining({ ok: true }) },
+    ]);
     await withDb(async (db) => {
       await db.exec('ALTER TABLE audit_events DISABLE TRIGGER USER');
       await db.query(`UPDATE audit_events SET actor = 'forger' WHERE seq = 3`);
