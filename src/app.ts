@@ -12,6 +12,7 @@ import { authenticationRoutes } from './http/authentications';
 import type { CidrAllowlist } from './http/callback-origin';
 import { complianceRoutes, type ComplianceDeps } from './http/compliance';
 import { enrollmentRoutes } from './http/enrollments';
+import { keyRoutes } from './http/keys';
 import { errorBody, errorHandler, methodNotAllowed, notFound } from './http/errors';
 import { accessLog, httpMetrics, requestId } from './http/middleware';
 import { notificationRoutes } from './http/notifications';
@@ -141,6 +142,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(enrollmentRoutes({ ...deps, auth, routes }));
   app.use(authenticationRoutes({ ...deps, auth, routes }));
   app.use(notificationRoutes({ ...deps, auth, routes }));
+  app.use(keyRoutes({ ...deps, auth, routes }));
   app.use(routes.methodNotAllowed());
 
   app.use(notFound);

@@ -44,7 +44,7 @@ import { AuthenticationJob, IdempotencyKeyPurge } from './core/authentication/re
 import { AuthenticationService } from './core/authentication/service';
 import { DenialAggregator } from './core/denials';
 import { NotificationAdmin, NotificationJob } from './core/notifications/outbox';
-import { loadUserReferenceHasher } from './core/enrollment/context';
+import { loadUserReferenceHasher, type UserReferenceHasher } from './core/enrollment/context';
 import { DecryptionError, VaultError } from './core/errors';
 import { BlobStores } from './core/blobs';
 import { OrphanSweep } from './core/enrollment/orphans';
@@ -64,6 +64,7 @@ import {
   type BlobStore,
   type Clock,
   type Envelope,
+  type Ledger,
   type Logger,
   type NotificationSender,
   systemClock,
@@ -352,6 +353,22 @@ function localDecryptKey(masterKey: Uint8Array): DecryptKey {
   return { keyId: localKeyId(keyName), keyring: localKeyringFor(masterKey, keyName) };
 }
 
+/**
+ * The user-reference hasher (its key is wrapped in the ledger): a master key that cannot
+ * unwrap it is MasterKeyMismatchError, naming the setting to look at.
+ */
+export function openUserReferenceHasher(
+  config: Pick<VaultConfig, 'envelope'>,
+  ledger: Ledger,
+  envelope: Envelope,
+  held?: HeldCiphertexts,
+): Promise<UserReferenceHasher> {
+  return loadUserReferenceHasher(ledger, envelope).catch((error: unknown) => {
+    if (!(error instanceof DecryptionError)) throw error;
+    throw new MasterKeyMismatchError(masterKeySource(config), envelope, held, error);
+  });
+}
+
 /** Facemaps under a key this vault does not have cannot be read: say so at start-up. */
 function warnUnconfiguredKeys(
   held: HeldCiphertexts,
@@ -523,12 +540,7 @@ export async function buildContainer(
     const envelope = instrumentEnvelope(await buildEnvelope(config, logger, { held }), metrics);
     warnUnconfiguredKeys(held, envelope, logger);
     const ledger = instrumentLedger(new SqlLedger(db), metrics);
-    const hashUserReference = await loadUserReferenceHasher(ledger, envelope).catch(
-      (error: unknown) => {
-        if (!(error instanceof DecryptionError)) throw error;
-        throw new MasterKeyMismatchError(masterKeySource(config), envelope, held, error);
-      },
-    );
+    const hashUserReference = await openUserReferenceHasher(config, ledger, envelope, held);
     // Proof, for `vault doctor` once this key is a previous one, that it still decrypts.
     await ensureKeyProbe(ledger, envelope);
     signal?.throwIfAborted();
