@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { appliedMigrations, migrations } from '../adapters/ledger/migrations';
-import { ConfigError, loadConfig, type VaultConfig } from '../config';
+import { ConfigError, loadConfig, type PreviousKeys, type VaultConfig } from '../config';
 import { LEGACY_LOCAL_KEY_NAME, localKeyId, localKeyName } from '../adapters/crypto/keyrings';
 import { loadLocalKey } from '../adapters/crypto/local-key';
 import { buildBlobStore, buildEnvelope, buildRemoteJumio, openLedger } from '../container';
@@ -157,6 +157,8 @@ function blobsCheck(config: VaultConfig): Check {
   };
 }
 
+const silent = createLogger('silent');
+
 /** The readiness probe's context: it names no person. */
 const PROBE_CONTEXT = { purpose: 'doctor-probe', format: '1' };
 
@@ -168,8 +170,7 @@ function envelopeContext(config: VaultConfig) {
   let envelope: ReturnType<typeof buildEnvelope> | undefined;
   let ledger: ReturnType<typeof openLedger> | undefined;
   return {
-    envelope: () =>
-      (envelope ??= buildEnvelope(config, createLogger('silent'), { createLocalKey: false })),
+    envelope: () => (envelope ??= buildEnvelope(config, silent, { createLocalKey: false })),
     ledger: () =>
       (ledger ??= (async () => {
         const db = config.database;
@@ -195,18 +196,25 @@ const PREVIOUS_KEY_FIX =
 /**
  * One check per previous key (rotation): it must still decrypt what it wrapped, shown on
  * its key probe or, for a key older than probes, on the data key of one facemap stored
- * under it (never its content). The name all local keys had before key ids were derived
- * from the key is checked while a previous local key is configured.
+ * under it (never its content). Each is checked with an envelope of the current key and
+ * that key alone, so a broken key fails its own line only. The name all local keys had
+ * before key ids were derived from the key is checked while a previous local key is set.
  */
 function previousKeyChecks(
   config: VaultConfig,
   shared: ReturnType<typeof envelopeContext>,
 ): Check[] {
-  const { kmsKeyIds, localKeyFiles } = config.envelope.previous;
-  const keys: Array<{ label: string; keyId: () => Promise<string> }> = [
-    ...kmsKeyIds.map((arn) => ({ label: arn, keyId: async () => arn })),
-    ...localKeyFiles.map((file) => ({
+  const { previous } = config.envelope;
+  const none = { kmsKeyIds: [], localKeyFiles: [] };
+  const keys: Array<{ label: string; keys: PreviousKeys; keyId: () => Promise<string> }> = [
+    ...previous.kmsKeyIds.map((arn) => ({
+      label: arn,
+      keys: { ...none, kmsKeyIds: [arn] },
+      keyId: async () => arn,
+    })),
+    ...previous.localKeyFiles.map((file) => ({
       label: `VAULT_LOCAL_PREVIOUS_KEY_FILES (${file})`,
+      keys: { ...none, localKeyFiles: [file] },
       keyId: async () => {
         const key = await failWith(
           loadLocalKey(file, 'VAULT_LOCAL_PREVIOUS_KEY_FILES'),
@@ -218,8 +226,14 @@ function previousKeyChecks(
         return id;
       },
     })),
-    ...(localKeyFiles.length > 0
-      ? [{ label: 'legacy local key name', keyId: async () => localKeyId(LEGACY_LOCAL_KEY_NAME) }]
+    ...(previous.localKeyFiles.length > 0
+      ? [
+          {
+            label: 'the name local keys had before key ids were derived from the key',
+            keys: previous,
+            keyId: async () => localKeyId(LEGACY_LOCAL_KEY_NAME),
+          },
+        ]
       : []),
   ];
   return keys.map((key) => ({
@@ -227,8 +241,10 @@ function previousKeyChecks(
     async run() {
       const keyId = await key.keyId();
       const envelope = await failWith(
-        shared.envelope(),
-        'the envelope cannot be built',
+        buildEnvelope({ ...config, envelope: { ...config.envelope, previous: key.keys } }, silent, {
+          createLocalKey: false,
+        }),
+        `previous key ${keyId}: the envelope cannot be built`,
         'see the envelope check',
       );
       const { ledger } = await failWith(
