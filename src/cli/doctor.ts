@@ -187,6 +187,10 @@ function envelopeContext(config: VaultConfig) {
   };
 }
 
+/** KMS's reasons for refusing a Decrypt, as the SDK reports them. */
+const KMS_REFUSAL =
+  /\b(AccessDeniedException|DisabledException|KMSInvalidStateException|NotFoundException|IncorrectKeyException|InvalidCiphertextException|KeyUnavailableException)\b/;
+
 /** Fix for a previous key that cannot decrypt what it wrapped. */
 const PREVIOUS_KEY_FIX =
   'give the vault decrypt permission on that key again (KMS: kms:Decrypt in the key policy ' +
@@ -206,15 +210,19 @@ function previousKeyChecks(
 ): Check[] {
   const { previous } = config.envelope;
   const none = { kmsKeyIds: [], localKeyFiles: [] };
-  const keys: Array<{ label: string; keys: PreviousKeys; keyId: () => Promise<string> }> = [
+  const keys: Array<{
+    label: string;
+    keys: () => Promise<PreviousKeys>;
+    keyId: () => Promise<string>;
+  }> = [
     ...previous.kmsKeyIds.map((arn) => ({
       label: arn,
-      keys: { ...none, kmsKeyIds: [arn] },
+      keys: async () => ({ ...none, kmsKeyIds: [arn] }),
       keyId: async () => arn,
     })),
     ...previous.localKeyFiles.map((file) => ({
       label: `VAULT_LOCAL_PREVIOUS_KEY_FILES (${file})`,
-      keys: { ...none, localKeyFiles: [file] },
+      keys: async () => ({ ...none, localKeyFiles: [file] }),
       keyId: async () => {
         const key = await failWith(
           loadLocalKey(file, 'VAULT_LOCAL_PREVIOUS_KEY_FILES'),
@@ -230,7 +238,22 @@ function previousKeyChecks(
       ? [
           {
             label: 'the name local keys had before key ids were derived from the key',
-            keys: previous,
+            // Every previous local key may have written under it; an unreadable one fails
+            // its own line.
+            keys: async () => {
+              const readable = await Promise.all(
+                previous.localKeyFiles.map((file) =>
+                  loadLocalKey(file, 'VAULT_LOCAL_PREVIOUS_KEY_FILES').then(
+                    (key) => {
+                      key.fill(0);
+                      return [file];
+                    },
+                    () => [],
+                  ),
+                ),
+              );
+              return { ...none, localKeyFiles: readable.flat() };
+            },
             keyId: async () => localKeyId(LEGACY_LOCAL_KEY_NAME),
           },
         ]
@@ -241,9 +264,11 @@ function previousKeyChecks(
     async run() {
       const keyId = await key.keyId();
       const envelope = await failWith(
-        buildEnvelope({ ...config, envelope: { ...config.envelope, previous: key.keys } }, silent, {
-          createLocalKey: false,
-        }),
+        buildEnvelope(
+          { ...config, envelope: { ...config.envelope, previous: await key.keys() } },
+          silent,
+          { createLocalKey: false },
+        ),
         `previous key ${keyId}: the envelope cannot be built`,
         'see the envelope check',
       );
@@ -253,11 +278,15 @@ function previousKeyChecks(
         'see the ledger check',
       );
       const blobs = new BlobStores(buildBlobStore(config));
-      const shown = await failWith(
-        verifyKey({ ledger, blobs, envelope }, keyId),
-        `previous key ${keyId} cannot decrypt what it wrapped`,
-        PREVIOUS_KEY_FIX,
-      );
+      const shown = await verifyKey({ ledger, blobs, envelope }, keyId).catch((error: unknown) => {
+        // The SDK folds KMS's answer (and stack traces) into one message: name the answer.
+        const code = KMS_REFUSAL.exec(reason(error))?.[1];
+        throw new CheckFailure(
+          `previous key ${keyId} cannot decrypt what it wrapped${code ? ` (KMS: ${code})` : ''}: ` +
+            reason(error).split('\n')[0],
+          PREVIOUS_KEY_FIX,
+        );
+      });
       if (shown.verifiedBy === 'probe') return `previous key ${keyId}: decrypts its key probe`;
       if (shown.verifiedBy === 'facemap') {
         return `previous key ${keyId}: unwraps the data key of stored facemap ${shown.enrollmentReference}`;

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { keyReport } from '../core/keys/report';
+import { type KeyEntry, keyReport } from '../core/keys/report';
 import type { Envelope, Ledger } from '../core/ports';
 import { defineRoute, type RouteAuth, type RouteRegistry } from './route';
 
@@ -31,13 +31,19 @@ const keyReportSchema = z
   })
   .meta({ id: 'KeyReport' });
 
-const NOTES = {
-  current: undefined,
-  previous: 'accepted for decrypt only: vault rewrap moves what it wraps to the current key',
-  unknown:
-    'not configured: these facemaps cannot be decrypted by this vault. Add the key to ' +
-    'KMS_PREVIOUS_KEY_IDS or VAULT_LOCAL_PREVIOUS_KEY_FILES',
-} as const;
+/** What an operator does about a key, by its status. */
+function noteOf(k: KeyEntry): string | undefined {
+  if (k.status === 'unknown') {
+    return (
+      'not configured: these facemaps cannot be decrypted by this vault. Add the key to ' +
+      'KMS_PREVIOUS_KEY_IDS or VAULT_LOCAL_PREVIOUS_KEY_FILES'
+    );
+  }
+  if (k.status !== 'previous') return undefined;
+  return k.facemaps + k.vaultKeys > 0
+    ? 'accepted for decrypt only: vault rewrap moves what it wraps to the current key'
+    : 'nothing left under it: it can be retired';
+}
 
 /** `GET /v1/keys`: facemaps (and wrapped vault keys) per wrapping key. Never key material. */
 export function keyRoutes(deps: {
@@ -66,7 +72,10 @@ export function keyRoutes(deps: {
       const report = await keyReport(deps);
       res.json({
         ...report,
-        keys: report.keys.map((k) => ({ ...k, ...(NOTES[k.status] && { note: NOTES[k.status] }) })),
+        keys: report.keys.map((k) => {
+          const note = noteOf(k);
+          return note === undefined ? k : { ...k, note };
+        }),
       });
     },
   );
