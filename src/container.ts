@@ -48,7 +48,7 @@ import { loadUserReferenceHasher, type UserReferenceHasher } from './core/enroll
 import { DecryptionError, VaultError } from './core/errors';
 import { BlobStores } from './core/blobs';
 import { OrphanSweep } from './core/enrollment/orphans';
-import { ensureKeyProbe } from './core/keys/vault-keys';
+import { ensureKeyProbe, recordVaultKeyIds } from './core/keys/vault-keys';
 import { AuditDigestTask } from './core/compliance/audit-trail';
 import { loadCursorCodec } from './core/compliance/cursor';
 import { ErasureService } from './core/compliance/erasure';
@@ -543,6 +543,7 @@ export async function buildContainer(
     const hashUserReference = await openUserReferenceHasher(config, ledger, envelope, held);
     // Proof, for `vault doctor` once this key is a previous one, that it still decrypts.
     await ensureKeyProbe(ledger, envelope);
+    await recordVaultKeyIds(ledger, envelope);
     signal?.throwIfAborted();
 
     const clock = overrides.clock ?? systemClock;

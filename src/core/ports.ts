@@ -754,6 +754,8 @@ export interface VaultKeyRepository {
   list(): Promise<VaultKeyRecord[]>;
   /** Replaces the ciphertext of `name` (rewrapped under `keyId`). */
   replace(name: string, ciphertext: Uint8Array, keyId: string, now: Date): Promise<void>;
+  /** Records the key wrapping `name` where none was recorded. */
+  recordKeyId(name: string, keyId: string): Promise<void>;
 }
 
 /** The repositories reachable inside one transaction. */

@@ -186,8 +186,8 @@ describe.each(vaultLedgerKinds)('vault doctor: previous keys on %s', (_name, cho
       ['doctor'],
       env({ VAULT_LOCAL_KEY_FILE: keyB, VAULT_LOCAL_PREVIOUS_KEY_FILES: keyA }),
     );
-    expect(healthy.stdout).toMatch(/^ok {3}previous-key +previous key .* decrypts its key probe$/m);
-    expect(healthy.stdout).toMatch(/^ok {3}envelope /m);
+    expect(healthy.stdout).toMatch(/^ok +previous-key +previous key .* decrypts its key probe$/m);
+    expect(healthy.stdout).toMatch(/^ok +envelope /m);
     expect(healthy.stdout).not.toContain('d.key');
   });
 

@@ -881,6 +881,13 @@ class SqlVaultKeyRepository implements VaultKeyRepository {
     return rows.map(toVaultKey);
   }
 
+  async recordKeyId(name: string, keyId: string): Promise<void> {
+    await this.sql.query('UPDATE vault_keys SET key_id = $2 WHERE name = $1 AND key_id IS NULL', [
+      name,
+      keyId,
+    ]);
+  }
+
   async replace(name: string, ciphertext: Uint8Array, keyId: string, now: Date): Promise<void> {
     await this.sql.query(
       'UPDATE vault_keys SET ciphertext = $2, key_id = $3, updated_at = $4 WHERE name = $1',

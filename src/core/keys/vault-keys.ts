@@ -38,6 +38,27 @@ export async function ensureKeyProbe(ledger: Ledger, envelope: Envelope): Promis
   await ledger.transaction((tx) => tx.vaultKeys.putIfAbsent(name, ciphertext, keyId));
 }
 
+/**
+ * At start-up: the wrapping key of each vault key written before keys were recorded
+ * (migration 7), found once by asking each configured key to unwrap it (its data key
+ * only), so that GET /v1/keys counts it under its key. Unfound ones stay unrecorded
+ * (`vault rewrap` rewraps them anyway).
+ */
+export async function recordVaultKeyIds(ledger: Ledger, envelope: Envelope): Promise<void> {
+  const stored = await ledger.transaction((tx) => tx.vaultKeys.list());
+  for (const key of stored.filter((k) => k.keyId === null)) {
+    for (const keyId of [envelope.keyId, ...envelope.previousKeyIds]) {
+      const unwraps = await envelope.verifyKey(keyId, key.ciphertext).then(
+        () => true,
+        () => false,
+      );
+      if (!unwraps) continue;
+      await ledger.transaction((tx) => tx.vaultKeys.recordKeyId(key.name, keyId));
+      break;
+    }
+  }
+}
+
 /** How a previous key was shown to still decrypt what it wrapped. */
 export type KeyCheck =
   | { verifiedBy: 'probe' }
