@@ -104,6 +104,7 @@ describe.each(vaultLedgerKinds)('vault doctor: previous keys on %s', (_name, cho
   });
 
   it('local keys: each previous key on its own line, the one that fails named', async () => {
+    let lostRef = '';
     const keyA = await writeKey('a.key');
     // Key A was current once: its probe is in the ledger. A facemap of the legacy era
     // was written by a key nobody configured any more.
@@ -181,14 +182,50 @@ describe.each(vaultLedgerKinds)('vault doctor: previous keys on %s', (_name, cho
       detail: expect.stringContaining(`VAULT_LOCAL_PREVIOUS_KEY_FILES (${keyD})`),
     });
 
-    // Without key D, key A's line passes and nothing names D any more.
+    // The lost facemap restored from a backup written by key A (the legacy name): the
+    // legacy line is proven on its data key.
+    {
+      const config = loadConfig(env({ VAULT_LOCAL_KEY_FILE: keyA }));
+      const { db, ledger: l } = await openLedger(config);
+      try {
+        const hash = await loadUserReferenceHasher(
+          l,
+          await buildEnvelope(config, logger, { createLocalKey: false }),
+        );
+        const underA = new EncryptionSdkEnvelope({
+          keyring: localKeyring({
+            keyName: LEGACY_LOCAL_KEY_NAME,
+            keyNamespace: LOCAL_KEY_NAMESPACE,
+            masterKey: Buffer.from((await readFile(keyA, 'utf8')).trim(), 'base64'),
+          }),
+          keyId: localKeyId(LEGACY_LOCAL_KEY_NAME),
+          maxPlaintextBytes: MAX,
+        });
+        const { rows } = await db.query<{ enrollment_reference: string; blob_key: string }>(
+          'SELECT enrollment_reference, blob_key FROM enrollments',
+        );
+        const { ciphertext } = await underA.encrypt(
+          randomBytes(100),
+          facemapContext(rows[0]!.enrollment_reference, 'doctor-user', hash),
+        );
+        await buildBlobStore(config).put(rows[0]!.blob_key, ciphertext);
+        lostRef = rows[0]!.enrollment_reference;
+      } finally {
+        await db.close();
+      }
+    }
+    // Without key D, every line passes and nothing names D any more.
     const healthy = await runVault(
       ['doctor'],
       env({ VAULT_LOCAL_KEY_FILE: keyB, VAULT_LOCAL_PREVIOUS_KEY_FILES: keyA }),
     );
     expect(healthy.stdout).toMatch(/^ok +previous-key +previous key .* decrypts its key probe$/m);
     expect(healthy.stdout).toMatch(/^ok +envelope /m);
+    expect(healthy.stdout).toContain(
+      `previous key ${localKeyId(LEGACY_LOCAL_KEY_NAME)}: unwraps the data key of stored facemap ${lostRef}`,
+    );
     expect(healthy.stdout).not.toContain('d.key');
+    expect(healthy.code).toBe(0);
   });
 
   it('KMS keys: a previous key KMS refuses to decrypt with is named, the others pass', async () => {

@@ -680,6 +680,21 @@ describe.each(vaultLedgerKinds)('key rotation on %s', (ledgerName, chooseLedger)
       expect(await rewrap().run()).toMatchObject({ rewrapped: 1, pending: 1 });
       expect((await row(reading!))!.keyId).toBe(container.envelope.keyId);
 
+      // Interrupted (Ctrl-C): no new facemap is started, and the next run finishes.
+      const interrupted = await seed(5);
+      const controller = new AbortController();
+      let seen = 0;
+      const stopped = await rewrap({
+        concurrency: 1,
+        signal: controller.signal,
+        onFacemap: () => {
+          if (++seen === 2) controller.abort();
+        },
+      }).run();
+      expect(stopped).toMatchObject({ interrupted: true, rewrapped: 2, pending: 4 });
+      expect(await rewrap().run()).toMatchObject({ interrupted: false, rewrapped: 3, pending: 1 });
+      await readable(interrupted.keys(), interrupted);
+
       // Two runs at once (two operators, or two replicas): each facemap exactly once.
       const second = await seed(10);
       const [x, y] = await Promise.all([rewrap().run(), rewrap().run()]);

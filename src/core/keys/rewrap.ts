@@ -163,16 +163,20 @@ export class KeyRewrap {
     const paced = this.pacer();
     for (;;) {
       const deferred = new Set<string>();
+      // Ours in flight: a busy one's lease is released before it joins `deferred`.
+      const active = new Set<string>();
       const worker = async () => {
         while (!signal?.aborted && started < limit && failed.size < MAX_FAILURES) {
           started += 1;
           await paced();
-          const e = await this.lease([...failed.keys(), ...deferred]);
+          const e = await this.lease([...failed.keys(), ...deferred, ...active]);
           if (!e) {
             started -= 1;
             return;
           }
+          active.add(e.enrollmentReference);
           const { outcome, error } = await this.rewrapOne(e);
+          active.delete(e.enrollmentReference);
           this.options.onFacemap?.(outcome);
           if (outcome === 'rewrapped') rewrapped += 1;
           else if (outcome === 'failed') failed.set(e.enrollmentReference, error!);
