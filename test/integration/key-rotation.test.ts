@@ -26,6 +26,7 @@ import { DecryptionError } from '../../src/core/errors';
 import type { Clock, EnrollmentRecord, Envelope, Ledger } from '../../src/core/ports';
 import { hashToken } from '../../src/http/api-keys';
 import { createLogger } from '../../src/logging';
+import { newEnrollment } from '../helpers/fixtures';
 import { ROOT, runVault, VAULT_CLI } from '../helpers/process';
 import {
   type LedgerChoice,
@@ -151,22 +152,7 @@ async function seedFacemaps(
     await store.put(blobKey, ciphertext);
     await ledger.transaction(async (tx) => {
       await tx.enrollments.insert(
-        {
-          enrollmentReference: ref,
-          userReference: user,
-          state: 'ACTIVE',
-          reason: null,
-          verificationStatus: 'APPROVED_VERIFIED',
-          similarity: 'MATCH',
-          validity: true,
-          verificationReason: null,
-          callbackFacemapUrl: null,
-          scanSource: 'WEB',
-          sourceAddress: null,
-          transactionDate: now,
-          callbackDate: now,
-          nextAttemptAt: null,
-        },
+        newEnrollment(ref, now, { userReference: user, state: 'ACTIVE', nextAttemptAt: null }),
         now,
       );
       await tx.enrollments.update(
