@@ -13,6 +13,7 @@ import type { CidrAllowlist } from './http/callback-origin';
 import { complianceRoutes, type ComplianceDeps } from './http/compliance';
 import { consoleRoutes, defaultConsoleDir } from './http/console';
 import { enrollmentRoutes } from './http/enrollments';
+import { keyRoutes } from './http/keys';
 import { errorBody, errorHandler, methodNotAllowed, notFound } from './http/errors';
 import { accessLog, httpMetrics, requestId } from './http/middleware';
 import { meRoutes } from './http/me';
@@ -148,6 +149,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(enrollmentRoutes({ ...deps, auth, routes }));
   app.use(authenticationRoutes({ ...deps, auth, routes }));
   app.use(notificationRoutes({ ...deps, auth, routes }));
+  app.use(keyRoutes({ ...deps, auth, routes }));
   app.use(routes.methodNotAllowed());
 
   app.use(notFound);

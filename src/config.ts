@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { KMS_KEY_ARN } from './adapters/crypto/kms-arn';
 import { JUMIO_REGION_BASE_URLS } from './adapters/jumio/undici-jumio-client';
 import { USER_REFERENCE_FIELDS, type UserReferenceField } from './core/enrollment/callback';
 import { isLoopbackHostname } from './core/jumio';
@@ -108,6 +109,33 @@ const parsedBy = <T>(parse: (v: string) => T) =>
       }
     });
 
+/** Comma-separated items, trimmed, empty ones dropped; a repeated item is refused. */
+function commaList(value: string): string[] {
+  const items = value
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
+  const repeated = items.find((v, i) => items.indexOf(v) !== i);
+  if (repeated !== undefined) throw new Error(`lists ${repeated} twice`);
+  return items;
+}
+
+/** Key ARNs only: the SDK asks KMS only for the keys it was given by ARN. */
+function parseKmsKeyIds(value: string): string[] {
+  const ids = commaList(value);
+  const bad = ids.find((id) => !KMS_KEY_ARN.test(id));
+  if (bad !== undefined) {
+    throw new Error(
+      `${JSON.stringify(bad)} is not a key ARN (arn:aws:kms:<region>:<account>:key/<id>); aliases and bare ids cannot decrypt`,
+    );
+  }
+  return ids;
+}
+
+function parseFileList(value: string): string[] {
+  return commaList(value).map((file) => path.resolve(file));
+}
+
 const envSchema = z.object({
   PORT: int(1, 65535, 8080),
   HOST: optionalString,
@@ -144,7 +172,9 @@ const envSchema = z.object({
   AWS_SOCKET_TIMEOUT_MS: int(100, 600_000, 30_000),
 
   KMS_KEY_ID: optionalString,
+  KMS_PREVIOUS_KEY_IDS: parsedBy(parseKmsKeyIds),
   VAULT_LOCAL_KEY_FILE: optionalString,
+  VAULT_LOCAL_PREVIOUS_KEY_FILES: parsedBy(parseFileList),
   FACEMAP_MAX_BYTES: int(1, 64 * MiB, 5 * MiB),
 
   JUMIO_REGION: oneOf(['US', 'EU', 'SGP'], 'US'),
@@ -200,6 +230,18 @@ export type JumioConfig =
       userAgent: string;
     };
 
+/**
+ * Keys being rotated out (README "Rotating keys"): they decrypt what they wrapped until
+ * `vault rewrap` has moved it to the current key; they never encrypt. Either kind may sit
+ * next to either current key (moving from a local key to KMS is a rotation too).
+ */
+export interface PreviousKeys {
+  /** KMS_PREVIOUS_KEY_IDS: key ARNs. */
+  kmsKeyIds: string[];
+  /** VAULT_LOCAL_PREVIOUS_KEY_FILES: absolute paths; each must exist, never generated. */
+  localKeyFiles: string[];
+}
+
 export interface VaultConfig {
   port: number;
   host: string | undefined;
@@ -237,8 +279,10 @@ export interface VaultConfig {
         sseKmsKeyId: string | undefined;
         region: string | undefined;
       };
-  envelope:
-    { kind: 'kms'; keyId: string; region: string | undefined } | { kind: 'local'; keyFile: string };
+  /** The key new ciphertexts are encrypted under, and the keys accepted for decrypt only. */
+  envelope: (
+    { kind: 'kms'; keyId: string; region: string | undefined } | { kind: 'local'; keyFile: string }
+  ) & { previous: PreviousKeys };
   facemapMaxBytes: number;
   /** Connection, request (until headers) and socket idle timeouts of every AWS client. */
   aws: AwsTimeouts;
@@ -571,6 +615,19 @@ function buildConfig(env: Env, problems: string[]): VaultConfig {
       `DATABASE_URL: required when NODE_ENV=production (the embedded PGlite ledger ${DEVELOPMENT_ONLY})`,
     );
   }
+  const previous: PreviousKeys = {
+    kmsKeyIds: env.KMS_PREVIOUS_KEY_IDS ?? [],
+    localKeyFiles: env.VAULT_LOCAL_PREVIOUS_KEY_FILES ?? [],
+  };
+  if (env.KMS_KEY_ID && previous.kmsKeyIds.includes(env.KMS_KEY_ID)) {
+    problems.push('KMS_PREVIOUS_KEY_IDS: must not list KMS_KEY_ID (the current key)');
+  }
+  const localKeyFile = path.resolve(env.VAULT_LOCAL_KEY_FILE ?? path.join(dataDir, 'master.key'));
+  if (!env.KMS_KEY_ID && previous.localKeyFiles.includes(localKeyFile)) {
+    problems.push(
+      'VAULT_LOCAL_PREVIOUS_KEY_FILES: must not list VAULT_LOCAL_KEY_FILE (the current key)',
+    );
+  }
   const s3Prefix = env.S3_PREFIX ?? '';
   if (s3Prefix && !/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*\/?$/.test(s3Prefix)) {
     problems.push('S3_PREFIX: must be `/`-separated segments of letters, digits, `.`, `_`, `-`');
@@ -649,11 +706,8 @@ function buildConfig(env: Env, problems: string[]): VaultConfig {
           }
         : { kind: 'fs', root: path.join(dataDir, 'blobs') },
     envelope: env.KMS_KEY_ID
-      ? { kind: 'kms', keyId: env.KMS_KEY_ID, region: env.AWS_REGION }
-      : {
-          kind: 'local',
-          keyFile: path.resolve(env.VAULT_LOCAL_KEY_FILE ?? path.join(dataDir, 'master.key')),
-        },
+      ? { kind: 'kms', keyId: env.KMS_KEY_ID, region: env.AWS_REGION, previous }
+      : { kind: 'local', keyFile: localKeyFile, previous },
     facemapMaxBytes: env.FACEMAP_MAX_BYTES,
     aws: {
       connectMs: env.AWS_CONNECT_TIMEOUT_MS,

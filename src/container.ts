@@ -1,9 +1,21 @@
 import { mkdir } from 'node:fs/promises';
 import { FsBlobStore } from './adapters/blobs/fs-blob-store';
 import { createS3Client, S3BlobStore } from './adapters/blobs/s3-blob-store';
-import { EncryptionSdkEnvelope } from './adapters/crypto/encryption-sdk-envelope';
-import { createKmsClient, kmsKeyring, localKeyring } from './adapters/crypto/keyrings';
-import { loadLocalKey, loadOrCreateLocalKey } from './adapters/crypto/local-key';
+import { MultiKeyringNode } from '@aws-crypto/client-node';
+import type { KMSClient } from '@aws-sdk/client-kms';
+import { type DecryptKey, EncryptionSdkEnvelope } from './adapters/crypto/encryption-sdk-envelope';
+import {
+  createKmsClient,
+  kmsDecryptKeyring,
+  kmsKeyring,
+  LEGACY_LOCAL_KEY_NAME,
+  LOCAL_KEY_NAMESPACE,
+  localKeyId,
+  localKeyName,
+  localKeyring,
+} from './adapters/crypto/keyrings';
+import { kmsKeyRegion } from './adapters/crypto/kms-arn';
+import { LocalKeyError, loadLocalKey, loadOrCreateLocalKey } from './adapters/crypto/local-key';
 import { runMigrations } from './adapters/ledger/migrations';
 import {
   instrumentBlobStore,
@@ -32,10 +44,11 @@ import { AuthenticationJob, IdempotencyKeyPurge } from './core/authentication/re
 import { AuthenticationService } from './core/authentication/service';
 import { DenialAggregator } from './core/denials';
 import { NotificationAdmin, NotificationJob } from './core/notifications/outbox';
-import { loadUserReferenceHasher } from './core/enrollment/context';
+import { loadUserReferenceHasher, type UserReferenceHasher } from './core/enrollment/context';
 import { DecryptionError, VaultError } from './core/errors';
 import { BlobStores } from './core/blobs';
 import { OrphanSweep } from './core/enrollment/orphans';
+import { ensureKeyProbe, recordVaultKeyIds } from './core/keys/vault-keys';
 import { AuditDigestTask } from './core/compliance/audit-trail';
 import { loadCursorCodec } from './core/compliance/cursor';
 import { ErasureService } from './core/compliance/erasure';
@@ -51,6 +64,7 @@ import {
   type BlobStore,
   type Clock,
   type Envelope,
+  type Ledger,
   type Logger,
   type NotificationSender,
   systemClock,
@@ -100,14 +114,25 @@ export interface ContainerOverrides {
   signal?: AbortSignal;
 }
 
-/** The configured master key does not decrypt what the ledger holds. */
+/** Neither the configured master key nor a previous one decrypts what the ledger holds. */
 export class MasterKeyMismatchError extends VaultError {
-  constructor(source: string, keyId: string, cause: unknown) {
+  constructor(
+    source: string,
+    envelope: Pick<Envelope, 'keyId' | 'previousKeyIds'>,
+    held: HeldCiphertexts | undefined,
+    cause: unknown,
+  ) {
+    const previous = envelope.previousKeyIds.length
+      ? `, nor can the previous keys (${envelope.previousKeyIds.join(', ')})`
+      : '';
+    const wrapped = held && describeHeld({ ...held, blobsByKeyId: {} });
     super(
       'master_key_mismatch',
-      `${source}: this master key (key id ${keyId}) cannot decrypt the ledger's wrapped ` +
-        'user-reference key (table vault_keys): the ledger was written under another master ' +
-        'key. Restore the key this data directory or database was created with.',
+      `${source}: this master key (key id ${envelope.keyId}) cannot decrypt the ledger's ` +
+        `wrapped user-reference key${previous} (table vault_keys${wrapped ? `: ${wrapped}` : ''}): ` +
+        'the ledger was written under another master key. Restore the key this data ' +
+        'directory or database was created with (while rotating keys, as a previous key: ' +
+        'KMS_PREVIOUS_KEY_IDS or VAULT_LOCAL_PREVIOUS_KEY_FILES).',
       { cause },
     );
   }
@@ -115,10 +140,6 @@ export class MasterKeyMismatchError extends VaultError {
 
 /** The vault's own User-Agent towards the simulator (Jumio wants the business named). */
 const SIMULATOR_USER_AGENT = 'FacemapVault Embedded/0.1.0';
-
-/** Names the local key inside each ciphertext: changing it orphans existing blobs. */
-export const LOCAL_KEY_NAMESPACE = 'facemap-vault';
-export const LOCAL_KEY_NAME = 'local-master-key-v1';
 
 /**
  * The ledger's database. `migration`: a one-connection pool as the migration role
@@ -188,8 +209,6 @@ export function dependencyTargets(config: VaultConfig): DependencyTargets {
   };
 }
 
-const LOCAL_KEY_ID = `local:${LOCAL_KEY_NAMESPACE}/${LOCAL_KEY_NAME}`;
-
 /** The setting (and file) an operator must look at for the configured master key. */
 function masterKeySource(config: Pick<VaultConfig, 'envelope'>): string {
   return config.envelope.kind === 'kms'
@@ -198,13 +217,15 @@ function masterKeySource(config: Pick<VaultConfig, 'envelope'>): string {
 }
 
 function describeHeld(held: HeldCiphertexts): string | undefined {
-  const blobs = Object.entries(held.blobsByKeyId);
-  if (held.vaultKeys === 0 && blobs.length === 0) return undefined;
   const parts = [
-    ...(held.vaultKeys > 0 ? [`${held.vaultKeys} wrapped vault key(s)`] : []),
-    ...blobs.map(([keyId, n]) => `${n} stored facemap(s) under key id ${keyId}`),
+    ...Object.entries(held.vaultKeysByKeyId).map(
+      ([keyId, n]) => `${n} wrapped vault key(s) under key id ${keyId}`,
+    ),
+    ...Object.entries(held.blobsByKeyId).map(
+      ([keyId, n]) => `${n} stored facemap(s) under key id ${keyId}`,
+    ),
   ];
-  return parts.join(', ');
+  return parts.length > 0 ? parts.join(', ') : undefined;
 }
 
 /**
@@ -226,55 +247,143 @@ export async function openLedger(
 }
 
 /**
- * The envelope under the current key. `held`: what the ledger already holds, so that no
- * new local key is generated over it. `createLocalKey: false` (checks that must change
- * nothing) refuses a missing local key file instead of generating one.
+ * The envelope: encrypts under the current key, decrypts under it and the previous keys
+ * (rotation). `held`: what the ledger already holds, so that no new local key is generated
+ * over it. `createLocalKey: false` (checks that must change nothing) refuses a missing
+ * local key file instead of generating one. A previous key file is never generated.
  */
 export async function buildEnvelope(
   config: Pick<VaultConfig, 'envelope' | 'facemapMaxBytes' | 'aws'>,
   logger: Logger,
   options: { held?: HeldCiphertexts; createLocalKey?: boolean } = {},
-): Promise<Envelope> {
-  const maxPlaintextBytes = config.facemapMaxBytes;
-  if (config.envelope.kind === 'kms') {
-    const client = createKmsClient({
-      ...(config.envelope.region ? { region: config.envelope.region } : {}),
-      timeouts: config.aws,
-    });
-    const keyId = config.envelope.keyId;
-    return new EncryptionSdkEnvelope({
-      keyring: kmsKeyring({ keyId, client }),
-      keyId,
-      maxPlaintextBytes,
-    });
-  }
-  // A ledger that already holds ciphertexts needs the key they were written under: a new
-  // one would decrypt none of them (and would be left behind as a trap).
-  const inLedger = options.held && describeHeld(options.held);
-  const masterKey =
-    options.createLocalKey === false
-      ? await loadLocalKey(config.envelope.keyFile)
-      : await loadOrCreateLocalKey(
-          config.envelope.keyFile,
-          logger,
-          inLedger === undefined
-            ? {}
-            : {
-                mustExist:
-                  `the ledger already holds data encrypted under key id ${LOCAL_KEY_ID} (${inLedger}). ` +
-                  'Restore the key file this data directory was created with (or point ' +
-                  'VAULT_LOCAL_KEY_FILE at it).',
-              },
+): Promise<EncryptionSdkEnvelope> {
+  const { envelope: keys } = config;
+  // One KMS client per region: a previous key may live in another region than the current.
+  const clients = new Map<string, KMSClient>();
+  const kmsClient = (region: string | undefined) => {
+    const key = region ?? '';
+    if (!clients.has(key)) {
+      clients.set(key, createKmsClient({ ...(region ? { region } : {}), timeouts: config.aws }));
+    }
+    return clients.get(key)!;
+  };
+  const localKeys: Array<{ setting: string; file: string; key: Uint8Array }> = [];
+  try {
+    for (const file of keys.previous.localKeyFiles) {
+      const setting = 'VAULT_LOCAL_PREVIOUS_KEY_FILES';
+      localKeys.push({ setting, file, key: await loadLocalKey(file, setting) });
+    }
+    let current: DecryptKey;
+    if (keys.kind === 'kms') {
+      current = {
+        keyId: keys.keyId,
+        keyring: kmsKeyring({ keyId: keys.keyId, client: kmsClient(keys.region) }),
+      };
+    } else {
+      // A ledger that already holds ciphertexts needs the key they were written under: a
+      // new one would decrypt none of them (and would be left behind as a trap).
+      const inLedger = options.held && describeHeld(options.held);
+      const masterKey =
+        options.createLocalKey === false
+          ? await loadLocalKey(keys.keyFile)
+          : await loadOrCreateLocalKey(
+              keys.keyFile,
+              logger,
+              inLedger === undefined
+                ? {}
+                : {
+                    mustExist:
+                      `the ledger already holds encrypted data (${inLedger}). Restore the key ` +
+                      'file this data directory was created with (or point ' +
+                      'VAULT_LOCAL_KEY_FILE at it). To rotate to a new local key, create it ' +
+                      'yourself and list the old one in VAULT_LOCAL_PREVIOUS_KEY_FILES.',
+                  },
+            );
+      localKeys.unshift({ setting: 'VAULT_LOCAL_KEY_FILE', file: keys.keyFile, key: masterKey });
+      current = localDecryptKey(masterKey);
+    }
+    const decryptKeys: DecryptKey[] = [current];
+    for (const keyId of keys.previous.kmsKeyIds) {
+      const client = kmsClient(kmsKeyRegion(keyId));
+      decryptKeys.push({ keyId, keyring: kmsDecryptKeyring({ keyId, client }) });
+    }
+    for (const local of localKeys) {
+      const key = localDecryptKey(local.key);
+      const twin = decryptKeys.find((k) => k.keyId === key.keyId);
+      if (twin === current && local.setting === 'VAULT_LOCAL_KEY_FILE') continue;
+      if (twin) {
+        throw new LocalKeyError(
+          local.file,
+          `holds the same key as another configured key file (key id ${key.keyId})`,
+          { setting: local.setting },
         );
-  return new EncryptionSdkEnvelope({
-    keyring: localKeyring({
-      keyName: LOCAL_KEY_NAME,
-      keyNamespace: LOCAL_KEY_NAMESPACE,
-      masterKey,
-    }),
-    keyId: LOCAL_KEY_ID,
-    maxPlaintextBytes,
+      }
+      decryptKeys.push(key);
+    }
+    if (localKeys.length > 0) {
+      // What older versions wrote carries one shared name, whichever local key wrote it.
+      decryptKeys.push({
+        keyId: localKeyId(LEGACY_LOCAL_KEY_NAME),
+        keyring: new MultiKeyringNode({
+          children: localKeys.map((k) => localKeyringFor(k.key, LEGACY_LOCAL_KEY_NAME)),
+        }),
+      });
+    }
+    const currentKeyring =
+      keys.kind === 'kms' ? current.keyring : localKeyringFor(localKeys[0]!.key);
+    return new EncryptionSdkEnvelope({
+      keyring: currentKeyring,
+      keyId: current.keyId,
+      decryptKeys,
+      maxPlaintextBytes: config.facemapMaxBytes,
+    });
+  } finally {
+    // The keyrings hold their own copies.
+    for (const k of localKeys) k.key.fill(0);
+  }
+}
+
+function localKeyringFor(masterKey: Uint8Array, keyName = localKeyName(masterKey)) {
+  return localKeyring({ keyName, keyNamespace: LOCAL_KEY_NAMESPACE, masterKey });
+}
+
+/** A local key under its own name (derived from the key). */
+function localDecryptKey(masterKey: Uint8Array): DecryptKey {
+  const keyName = localKeyName(masterKey);
+  return { keyId: localKeyId(keyName), keyring: localKeyringFor(masterKey, keyName) };
+}
+
+/**
+ * The user-reference hasher (its key is wrapped in the ledger): a master key that cannot
+ * unwrap it is MasterKeyMismatchError, naming the setting to look at.
+ */
+export function openUserReferenceHasher(
+  config: Pick<VaultConfig, 'envelope'>,
+  ledger: Ledger,
+  envelope: Envelope,
+  held?: HeldCiphertexts,
+): Promise<UserReferenceHasher> {
+  return loadUserReferenceHasher(ledger, envelope).catch((error: unknown) => {
+    if (!(error instanceof DecryptionError)) throw error;
+    throw new MasterKeyMismatchError(masterKeySource(config), envelope, held, error);
   });
+}
+
+/** Facemaps under a key this vault does not have cannot be read: say so at start-up. */
+function warnUnconfiguredKeys(
+  held: HeldCiphertexts,
+  envelope: Pick<Envelope, 'keyId' | 'previousKeyIds'>,
+  logger: Logger,
+): void {
+  const known = new Set([envelope.keyId, ...envelope.previousKeyIds]);
+  for (const [keyId, facemaps] of Object.entries(held.blobsByKeyId)) {
+    if (known.has(keyId)) continue;
+    logger.warn(
+      { keyId, facemaps },
+      'stored facemaps are wrapped by a key this vault is not configured with: they cannot ' +
+        'be decrypted. Add the key to KMS_PREVIOUS_KEY_IDS or VAULT_LOCAL_PREVIOUS_KEY_FILES',
+    );
+  }
 }
 
 /** The audit digests' signing key: a key file (created 0600) or a KMS HMAC key. */
@@ -427,17 +536,14 @@ export async function buildContainer(
     const applied = await migrateOnStart(config, db);
     if (applied.length > 0) logger.info({ applied }, 'ledger migrations applied');
     // The envelope after the ledger: whether a key may be generated depends on its content.
-    const envelope = instrumentEnvelope(
-      await buildEnvelope(config, logger, { held: await heldCiphertexts(db) }),
-      metrics,
-    );
+    const held = await heldCiphertexts(db);
+    const envelope = instrumentEnvelope(await buildEnvelope(config, logger, { held }), metrics);
+    warnUnconfiguredKeys(held, envelope, logger);
     const ledger = instrumentLedger(new SqlLedger(db), metrics);
-    const hashUserReference = await loadUserReferenceHasher(ledger, envelope).catch(
-      (error: unknown) => {
-        if (!(error instanceof DecryptionError)) throw error;
-        throw new MasterKeyMismatchError(masterKeySource(config), envelope.keyId, error);
-      },
-    );
+    const hashUserReference = await openUserReferenceHasher(config, ledger, envelope, held);
+    // Proof, for `vault doctor` once this key is a previous one, that it still decrypts.
+    await ensureKeyProbe(ledger, envelope);
+    await recordVaultKeyIds(ledger, envelope);
     signal?.throwIfAborted();
 
     const clock = overrides.clock ?? systemClock;

@@ -241,7 +241,7 @@ export function instrumentBlobStore(store: BlobStore, metrics: Metrics): BlobSto
 }
 
 export function instrumentEnvelope(envelope: Envelope, metrics: Metrics): Envelope {
-  return decorate(envelope, ['encrypt', 'decrypt'], (op, call) =>
+  return decorate(envelope, ['encrypt', 'decrypt', 'verifyKey'], (op, call) =>
     timed((outcome, s) => metrics.envelope.observe({ operation: op, outcome }, s), call),
   );
 }

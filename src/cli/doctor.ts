@@ -1,9 +1,13 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { appliedMigrations, migrations } from '../adapters/ledger/migrations';
-import { ConfigError, loadConfig, type VaultConfig } from '../config';
+import { ConfigError, loadConfig, type PreviousKeys, type VaultConfig } from '../config';
+import { LEGACY_LOCAL_KEY_NAME, localKeyId, localKeyName } from '../adapters/crypto/keyrings';
+import { loadLocalKey } from '../adapters/crypto/local-key';
 import { buildBlobStore, buildEnvelope, buildRemoteJumio, openLedger } from '../container';
+import { BlobStores } from '../core/blobs';
 import { VaultError } from '../core/errors';
+import { verifyKey } from '../core/keys/vault-keys';
 import { JumioNotFoundError, JumioUnauthorizedError } from '../core/jumio';
 import { CidrAllowlist } from '../http/callback-origin';
 import { createLogger } from '../logging';
@@ -153,42 +157,173 @@ function blobsCheck(config: VaultConfig): Check {
   };
 }
 
+const silent = createLogger('silent');
+
 /** The readiness probe's context: it names no person. */
 const PROBE_CONTEXT = { purpose: 'doctor-probe', format: '1' };
 
 /**
- * Envelope checks: a round trip under the current key. Key rotation adds here one
- * decrypt-permission check per previous key (each its own line), next to this one.
+ * What the envelope checks share, opened once on first use and closed after the last
+ * check: the envelope itself, and the ledger and blob stores the previous-key checks read.
  */
-function envelopeChecks(config: VaultConfig): Check[] {
+function envelopeContext(config: VaultConfig) {
+  let envelope: ReturnType<typeof buildEnvelope> | undefined;
+  let ledger: ReturnType<typeof openLedger> | undefined;
+  return {
+    envelope: () => (envelope ??= buildEnvelope(config, silent, { createLocalKey: false })),
+    ledger: () =>
+      (ledger ??= (async () => {
+        const db = config.database;
+        // Opening an embedded ledger that does not exist would create an empty one.
+        if (db.kind === 'pglite' && !(await stat(db.dataDir).catch(() => undefined))) {
+          throw new Error(`no embedded ledger at ${db.dataDir}`);
+        }
+        return openLedger(config, { migrate: false });
+      })()),
+    async close() {
+      const opened = await ledger?.catch(() => undefined);
+      await opened?.db.close().catch(() => undefined);
+    },
+  };
+}
+
+/** KMS's reasons for refusing a Decrypt, as the SDK reports them. */
+const KMS_REFUSAL =
+  /\b(AccessDeniedException|DisabledException|KMSInvalidStateException|NotFoundException|IncorrectKeyException|InvalidCiphertextException|KeyUnavailableException)\b/;
+
+/** Fix for a previous key that cannot decrypt what it wrapped. */
+const PREVIOUS_KEY_FIX =
+  'give the vault decrypt permission on that key again (KMS: kms:Decrypt in the key policy ' +
+  'or a grant, key enabled; local: VAULT_LOCAL_PREVIOUS_KEY_FILES lists the key file that ' +
+  'wrote it); retire a previous key only after vault rewrap has moved everything off it';
+
+/**
+ * One check per previous key (rotation): it must still decrypt what it wrapped, shown on
+ * its key probe or, for a key older than probes, on the data key of one facemap stored
+ * under it (never its content). Each is checked with an envelope of the current key and
+ * that key alone, so a broken key fails its own line only. The name all local keys had
+ * before key ids were derived from the key is checked while a previous local key is set.
+ */
+function previousKeyChecks(
+  config: VaultConfig,
+  shared: ReturnType<typeof envelopeContext>,
+): Check[] {
+  const { previous } = config.envelope;
+  const none = { kmsKeyIds: [], localKeyFiles: [] };
+  const keys: Array<{
+    label: string;
+    keys: () => Promise<PreviousKeys>;
+    keyId: () => Promise<string>;
+  }> = [
+    ...previous.kmsKeyIds.map((arn) => ({
+      label: arn,
+      keys: async () => ({ ...none, kmsKeyIds: [arn] }),
+      keyId: async () => arn,
+    })),
+    ...previous.localKeyFiles.map((file) => ({
+      label: `VAULT_LOCAL_PREVIOUS_KEY_FILES (${file})`,
+      keys: async () => ({ ...none, localKeyFiles: [file] }),
+      keyId: async () => {
+        const key = await failWith(
+          loadLocalKey(file, 'VAULT_LOCAL_PREVIOUS_KEY_FILES'),
+          'unreadable',
+          'restore the previous key file (32 bytes in base64, mode 0600): it is never generated',
+        );
+        const id = localKeyId(localKeyName(key));
+        key.fill(0);
+        return id;
+      },
+    })),
+    ...(previous.localKeyFiles.length > 0
+      ? [
+          {
+            label: 'the name local keys had before key ids were derived from the key',
+            // Every previous local key may have written under it; an unreadable one fails
+            // its own line.
+            keys: async () => {
+              const readable = await Promise.all(
+                previous.localKeyFiles.map((file) =>
+                  loadLocalKey(file, 'VAULT_LOCAL_PREVIOUS_KEY_FILES').then(
+                    (key) => {
+                      key.fill(0);
+                      return [file];
+                    },
+                    () => [],
+                  ),
+                ),
+              );
+              return { ...none, localKeyFiles: readable.flat() };
+            },
+            keyId: async () => localKeyId(LEGACY_LOCAL_KEY_NAME),
+          },
+        ]
+      : []),
+  ];
+  return keys.map((key) => ({
+    name: 'previous-key',
+    async run() {
+      const keyId = await key.keyId();
+      const envelope = await failWith(
+        buildEnvelope(
+          { ...config, envelope: { ...config.envelope, previous: await key.keys() } },
+          silent,
+          { createLocalKey: false },
+        ),
+        `previous key ${keyId}: the envelope cannot be built`,
+        'see the envelope check',
+      );
+      const { ledger } = await failWith(
+        shared.ledger(),
+        'cannot read the ledger',
+        'see the ledger check',
+      );
+      const blobs = new BlobStores(buildBlobStore(config));
+      const shown = await verifyKey({ ledger, blobs, envelope }, keyId).catch((error: unknown) => {
+        // The SDK folds KMS's answer (and stack traces) into one message: name the answer.
+        const code = KMS_REFUSAL.exec(reason(error))?.[1];
+        throw new CheckFailure(
+          `previous key ${keyId} cannot decrypt what it wrapped${code ? ` (KMS: ${code})` : ''}: ` +
+            reason(error).split('\n')[0],
+          PREVIOUS_KEY_FIX,
+        );
+      });
+      if (shown.verifiedBy === 'probe') return `previous key ${keyId}: decrypts its key probe`;
+      if (shown.verifiedBy === 'facemap') {
+        return `previous key ${keyId}: unwraps the data key of stored facemap ${shown.enrollmentReference}`;
+      }
+      return {
+        skip: `previous key ${keyId} (${key.label}): not verifiable: no key probe (older than probes) and no stored facemap under it`,
+      };
+    },
+  }));
+}
+
+/** Envelope checks: a round trip under the current key, then one line per previous key. */
+function envelopeChecks(config: VaultConfig): { checks: Check[]; close(): Promise<void> } {
+  const shared = envelopeContext(config);
   const fix =
     config.envelope.kind === 'kms'
       ? 'check KMS_KEY_ID, AWS_REGION and that the credentials may GenerateDataKey and Decrypt with it'
       : 'point VAULT_LOCAL_KEY_FILE at the key the vault encrypted with (32 bytes in base64, mode 0600)';
-  return [
-    {
-      name: 'envelope',
-      async run() {
-        const envelope = await failWith(
-          buildEnvelope(config, createLogger('silent'), { createLocalKey: false }),
-          'the envelope cannot be built',
-          fix,
-        );
-        const probe = randomBytes(32);
-        const back = await failWith(
-          envelope
-            .encrypt(probe, PROBE_CONTEXT)
-            .then(({ ciphertext }) => envelope.decrypt(ciphertext, PROBE_CONTEXT)),
-          `round trip under ${envelope.keyId} failed`,
-          fix,
-        );
-        if (!probe.equals(Buffer.from(back))) {
-          throw new CheckFailure(`round trip under ${envelope.keyId} returned other bytes`, fix);
-        }
-        return `round trip under ${envelope.keyId}`;
-      },
+  const roundTrip: Check = {
+    name: 'envelope',
+    async run() {
+      const envelope = await failWith(shared.envelope(), 'the envelope cannot be built', fix);
+      const probe = randomBytes(32);
+      const back = await failWith(
+        envelope
+          .encrypt(probe, PROBE_CONTEXT)
+          .then(({ ciphertext }) => envelope.decrypt(ciphertext, PROBE_CONTEXT)),
+        `round trip under ${envelope.keyId} failed`,
+        fix,
+      );
+      if (!probe.equals(Buffer.from(back))) {
+        throw new CheckFailure(`round trip under ${envelope.keyId} returned other bytes`, fix);
+      }
+      return `round trip under ${envelope.keyId}`;
     },
-  ];
+  };
+  return { checks: [roundTrip, ...previousKeyChecks(config, shared)], close: shared.close };
 }
 
 /** An authenticated read that changes nothing: a random scan must be 404, not 401/403. */
@@ -322,13 +457,23 @@ export async function runChecks(env: NodeJS.ProcessEnv, timeoutMs: number): Prom
         `Jumio ${config.jumio.mode === 'remote' ? config.jumio.baseUrl : 'embedded simulator'}`,
     },
   ];
+  const envelope = envelopeChecks(config);
   const checks = [
     ledgerCheck(config),
     blobsCheck(config),
-    ...envelopeChecks(config),
+    ...envelope.checks,
     jumioCheck(config),
     callbackAllowlistCheck(config, env),
   ];
+  try {
+    await runEach(checks, results, timeoutMs);
+  } finally {
+    await envelope.close();
+  }
+  return results;
+}
+
+async function runEach(checks: Check[], results: CheckResult[], timeoutMs: number): Promise<void> {
   for (const check of checks) {
     try {
       const outcome = await withTimeout(check.run(), timeoutMs);
@@ -345,7 +490,6 @@ export async function runChecks(env: NodeJS.ProcessEnv, timeoutMs: number): Prom
       );
     }
   }
-  return results;
 }
 
 const LABEL: Record<CheckStatus, string> = { ok: 'ok', fail: 'FAIL', skip: 'skip' };

@@ -10,6 +10,7 @@ import { hashTokenCommand } from './hash-token';
 import { processIo, UsageError, type Io } from './io';
 import { migrate } from './migrate';
 import { replay } from './replay';
+import { rewrap } from './rewrap';
 
 /**
  * `vault`: the operator's command line, the one place that parses arguments. Each command
@@ -139,7 +140,8 @@ function buildProgram(io: Io, stdin: NodeJS.ReadableStream & { isTTY?: boolean }
     .description(
       'Check the configuration as the server reads it, the ledger (reachable, migrations ' +
         'current), the blob store (write, read, delete a probe), the envelope (round ' +
-        'trip under the current key), the Jumio credentials (a read that changes nothing) ' +
+        'trip under the current key, and decrypt permission for every previous key), the ' +
+        'Jumio credentials (a read that changes nothing) ' +
         'and the callback allowlist, without starting the server or its workers. One line ' +
         'per check with what to fix; exit 1 if any fails. With the embedded ledger, run it ' +
         'while the vault is stopped.',
@@ -152,6 +154,60 @@ function buildProgram(io: Io, stdin: NodeJS.ReadableStream & { isTTY?: boolean }
         io,
       );
     });
+
+  program
+    .command('rewrap')
+    .summary('re-encrypt everything under a previous key with the current key')
+    .description(
+      'Re-encrypt every stored facemap and wrapped vault key that is not under the current ' +
+        'key (KMS_KEY_ID or VAULT_LOCAL_KEY_FILE) but under a previous one ' +
+        '(KMS_PREVIOUS_KEY_IDS, VAULT_LOCAL_PREVIOUS_KEY_FILES): decrypt, encrypt under the ' +
+        'current key, write a new object, verify it, record it (audited facemap.rewrapped), ' +
+        'destroy the old object. Safe while vaults run on PostgreSQL (row leases); stopped ' +
+        'at any point, run it again to finish. Exit 1 while anything is left (failed, held ' +
+        'by another worker, or under a key that is not configured).',
+    )
+    .option('--dry-run', 'count what would be rewrapped, per key, and change nothing')
+    .option('--limit <n>', 'rewrap at most n facemaps in this run', positiveInt)
+    .option('--concurrency <n>', 'facemaps rewrapped at once', positiveInt, 4)
+    .option('--max-rate <n>', 'at most n facemaps a second (spares KMS and the store)', positiveInt)
+    .option(
+      '--lease-seconds <n>',
+      'how long a facemap stays reserved (a re-run after a crash waits this long for it)',
+      positiveInt,
+      120,
+    )
+    .option(
+      '--wait-seconds <n>',
+      'how long to wait for facemaps other workers hold before giving up on them',
+      positiveInt,
+      300,
+    )
+    .option('--json', 'print the per-key plan or the result as JSON')
+    .action(
+      async (options: {
+        dryRun?: boolean;
+        json?: boolean;
+        limit?: number;
+        concurrency: number;
+        maxRate?: number;
+        leaseSeconds: number;
+        waitSeconds: number;
+      }) => {
+        exitCode = await rewrap(
+          {
+            dryRun: options.dryRun === true,
+            json: options.json === true,
+            limit: options.limit,
+            concurrency: options.concurrency,
+            maxPerSecond: options.maxRate,
+            leaseSeconds: options.leaseSeconds,
+            waitSeconds: options.waitSeconds,
+          },
+          io,
+        );
+      },
+    );
 
   program
     .command('demo')

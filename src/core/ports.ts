@@ -65,6 +65,12 @@ export interface EncryptedBlob {
 export interface Envelope {
   /** The wrapping key new ciphertexts are encrypted under. */
   readonly keyId: string;
+  /**
+   * Wrapping keys accepted for decrypt only (key rotation): the configured previous keys,
+   * and the name older versions recorded for a configured local key. `vault rewrap` moves
+   * what they wrap to `keyId`; then they can be retired.
+   */
+  readonly previousKeyIds: readonly string[];
   /** Throws PlaintextTooLargeError above the configured maximum. */
   encrypt(plaintext: Uint8Array, context: EncryptionContext): Promise<EncryptedBlob>;
   /**
@@ -72,6 +78,13 @@ export interface Envelope {
    * EncryptionContextMismatchError when the stored context differs from `expected`.
    */
   decrypt(ciphertext: Uint8Array, expected: EncryptionContext): Promise<Uint8Array>;
+  /**
+   * Proves that the key `keyId` (the current or a previous one) alone unwraps the data key
+   * of `ciphertext`, without decrypting its content: no plaintext, and the data key is
+   * zeroed at once. Throws DecryptionError when it cannot (or `keyId` is not configured),
+   * DependencyError when the key service did not answer.
+   */
+  verifyKey(keyId: string, ciphertext: Uint8Array): Promise<void>;
 }
 
 // ---------------------------------------------------------------- audit digest signing
@@ -274,6 +287,23 @@ export interface EnrollmentRepository {
   /** The enrollments among `references` (the orphan sweep checks a listing page at once). */
   getMany(references: string[]): Promise<EnrollmentRecord[]>;
   /**
+   * Leases to `owner` until `now + leaseMs` one enrollment holding a facemap (STORED,
+   * ACTIVE, PARKED) wrapped by one of `keyIds`, skipping rows another worker holds (a live
+   * lease, or locked: FOR UPDATE SKIP LOCKED) and those in `skip`. Only the lease columns
+   * change (not the row's place in its queue). Null when there is none.
+   */
+  leaseUnderKeys(
+    keyIds: readonly string[],
+    owner: string,
+    now: Date,
+    leaseMs: number,
+    skip: readonly string[],
+  ): Promise<EnrollmentRecord | null>;
+  /** Ends `owner`'s lease, changing nothing else; false when it was not theirs. */
+  releaseLease(enrollmentReference: string, owner: string): Promise<boolean>;
+  /** One enrollment holding a facemap wrapped by `keyId`, or null. */
+  findUnderKey(keyId: string): Promise<EnrollmentRecord | null>;
+  /**
    * Applies `patch`, only while `leaseOwner` still holds the lease (fencing), or
    * unconditionally when it is null. Always sets updated_at. False when nothing matched.
    */
@@ -415,6 +445,8 @@ export interface AuthenticationRepository {
   ): Promise<boolean>;
   /** True when `owner` still held the mark (it is removed either way only if theirs). */
   releaseInitiation(enrollmentReference: string, owner: string): Promise<boolean>;
+  /** True while an initiate holds the enrollment's mark (it may be reading its facemap). */
+  initiationLive(enrollmentReference: string, now: Date): Promise<boolean>;
 }
 
 /** The first answer to an Idempotency-Key, kept 24 hours. */
@@ -623,6 +655,8 @@ export interface InventoryRepository {
     retentionDays: number,
   ): Promise<InventoryItem[]>;
   summary(now: Date, retentionDays: number): Promise<InventorySummary>;
+  /** Facemaps held (STORED, ACTIVE, PARKED) per wrapping key, by key id. */
+  facemapsByKey(): Promise<InventorySummary['facemapsByKey']>;
   /**
    * Enrollments past their retention deadline at `now` that still hold anything (not
    * ERASED), of users without a legal hold and without a pending erasure, grouped by user.
@@ -726,10 +760,28 @@ export interface ErasureRepository {
   ): Promise<void>;
 }
 
+/** A secret the vault generated, as stored: wrapped by the envelope. */
+export interface VaultKeyRecord {
+  name: string;
+  ciphertext: Uint8Array;
+  /** The wrapping key; null when written before it was recorded (migration 7). */
+  keyId: string | null;
+  createdAt: Date;
+  /** When it was last rewrapped; null if never. */
+  updatedAt: Date | null;
+}
+
 /** Secrets generated once, stored only wrapped (envelope-encrypted). */
 export interface VaultKeyRepository {
-  /** Stores `ciphertext` under `name` unless present; returns what is stored. */
-  putIfAbsent(name: string, ciphertext: Uint8Array): Promise<Uint8Array>;
+  /** Stores `ciphertext` (wrapped by `keyId`) under `name` unless present; returns what is stored. */
+  putIfAbsent(name: string, ciphertext: Uint8Array, keyId?: string): Promise<Uint8Array>;
+  get(name: string, options?: { forUpdate?: boolean }): Promise<VaultKeyRecord | null>;
+  /** Every stored key (a handful), by name. */
+  list(): Promise<VaultKeyRecord[]>;
+  /** Replaces the ciphertext of `name` (rewrapped under `keyId`). */
+  replace(name: string, ciphertext: Uint8Array, keyId: string, now: Date): Promise<void>;
+  /** Records the key wrapping `name` where none was recorded. */
+  recordKeyId(name: string, keyId: string): Promise<void>;
 }
 
 /** The repositories reachable inside one transaction. */

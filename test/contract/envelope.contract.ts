@@ -298,3 +298,84 @@ export function describeEnvelopeContract(
     });
   });
 }
+
+/** Key rotation: the same contract for every adapter (local keys, KMS keys). */
+export interface RotationHarness {
+  readonly oldKeyId: string;
+  readonly newKeyId: string;
+  /** Encrypts and decrypts under the old key alone: before the rotation. */
+  createOld(): Envelope;
+  /** The new key current, the old one accepted for decrypt only: during the rotation. */
+  createRotated(): Envelope;
+  /** The new key alone: the old one retired. */
+  createNewOnly(): Envelope;
+}
+
+export function describeRotationContract(
+  name: string,
+  makeHarness: () => RotationHarness | Promise<RotationHarness>,
+): void {
+  describe(`Envelope rotation contract: ${name}`, () => {
+    let h: RotationHarness;
+
+    beforeAll(async () => {
+      h = await makeHarness();
+    });
+
+    it('names the current key and the previous one', () => {
+      const rotated = h.createRotated();
+      expect(rotated.keyId).toBe(h.newKeyId);
+      expect(rotated.previousKeyIds).toContain(h.oldKeyId);
+      expect(rotated.previousKeyIds).not.toContain(h.newKeyId);
+      expect(h.createNewOnly().previousKeyIds).not.toContain(h.oldKeyId);
+    });
+
+    it('decrypts what the old key wrapped, and encrypts under the new key only', async () => {
+      const plaintext = binary(2000);
+      const old = await h.createOld().encrypt(plaintext, ownerA);
+      expect(old.keyId).toBe(h.oldKeyId);
+      const rotated = h.createRotated();
+      expect(await rotated.decrypt(old.ciphertext, ownerA)).toEqual(plaintext);
+      // The context is still checked on what the old key wrapped.
+      await expect(rotated.decrypt(old.ciphertext, ownerB)).rejects.toBeInstanceOf(
+        EncryptionContextMismatchError,
+      );
+
+      const fresh = await rotated.encrypt(plaintext, ownerA);
+      expect(fresh.keyId).toBe(h.newKeyId);
+      expect(await h.createNewOnly().decrypt(fresh.ciphertext, ownerA)).toEqual(plaintext);
+      // No data key under the old key rides along: the old key alone cannot read it.
+      await expect(h.createOld().decrypt(fresh.ciphertext, ownerA)).rejects.toBeInstanceOf(
+        DecryptionError,
+      );
+    });
+
+    it('once the old key is retired, what it wrapped is unreadable', async () => {
+      const old = await h.createOld().encrypt(binary(100), ownerA);
+      await expect(h.createNewOnly().decrypt(old.ciphertext, ownerA)).rejects.toBeInstanceOf(
+        DecryptionError,
+      );
+    });
+
+    it('verifyKey proves one key unwraps a data key, and refuses any other key', async () => {
+      const rotated = h.createRotated();
+      const old = await h.createOld().encrypt(binary(100), ownerA);
+      const fresh = await rotated.encrypt(binary(100), ownerA);
+      await expect(rotated.verifyKey(h.oldKeyId, old.ciphertext)).resolves.toBeUndefined();
+      await expect(rotated.verifyKey(h.newKeyId, fresh.ciphertext)).resolves.toBeUndefined();
+      for (const [keyId, ciphertext] of [
+        [h.newKeyId, old.ciphertext],
+        [h.oldKeyId, fresh.ciphertext],
+        ['not-a-configured-key', old.ciphertext],
+      ] as const) {
+        await expect(rotated.verifyKey(keyId, ciphertext)).rejects.toBeInstanceOf(DecryptionError);
+      }
+      await expect(h.createNewOnly().verifyKey(h.oldKeyId, old.ciphertext)).rejects.toThrow(
+        /not configured/,
+      );
+      await expect(
+        rotated.verifyKey(h.oldKeyId, old.ciphertext.subarray(0, 20)),
+      ).rejects.toBeInstanceOf(DecryptionError);
+    });
+  });
+}

@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import {
   AlgorithmSuiteIdentifier,
   buildClient,
@@ -6,9 +9,17 @@ import {
   MultiKeyringNode,
 } from '@aws-crypto/client-node';
 import { EncryptionSdkEnvelope } from '../../src/adapters/crypto/encryption-sdk-envelope';
-import { localKeyring } from '../../src/adapters/crypto/keyrings';
+import {
+  LEGACY_LOCAL_KEY_NAME,
+  LOCAL_KEY_NAMESPACE,
+  localKeyId,
+  localKeyring,
+} from '../../src/adapters/crypto/keyrings';
+import { loadConfig } from '../../src/config';
+import { buildEnvelope } from '../../src/container';
+import { createLogger } from '../../src/logging';
 import { DecryptionError } from '../../src/core/errors';
-import { describeEnvelopeContract, ownerA } from './envelope.contract';
+import { describeEnvelopeContract, describeRotationContract, ownerA } from './envelope.contract';
 
 const MAX = 64 * 1024;
 const keyName = 'master-key-1';
@@ -33,6 +44,33 @@ describeEnvelopeContract('local AES-256 keyring', () => {
       new EncryptionSdkEnvelope({
         keyring: keyringFor(randomBytes(32)),
         keyId: keyName,
+        maxPlaintextBytes: MAX,
+      }),
+  };
+});
+
+describeRotationContract('local AES-256 keys', () => {
+  const oldKey = randomBytes(32);
+  const newKey = randomBytes(32);
+  const single = (key: Uint8Array, name: string) =>
+    new EncryptionSdkEnvelope({
+      keyring: keyringFor(key, name),
+      keyId: name,
+      maxPlaintextBytes: MAX,
+    });
+  return {
+    oldKeyId: 'key-old',
+    newKeyId: 'key-new',
+    createOld: () => single(oldKey, 'key-old'),
+    createNewOnly: () => single(newKey, 'key-new'),
+    createRotated: () =>
+      new EncryptionSdkEnvelope({
+        keyring: keyringFor(newKey, 'key-new'),
+        keyId: 'key-new',
+        decryptKeys: [
+          { keyId: 'key-new', keyring: keyringFor(newKey, 'key-new') },
+          { keyId: 'key-old', keyring: keyringFor(oldKey, 'key-old') },
+        ],
         maxPlaintextBytes: MAX,
       }),
   };
@@ -159,5 +197,93 @@ describe('EncryptionSdkEnvelope with a local keyring: SDK-level refusals', () =>
         ).toThrow(RangeError);
       }
     });
+  });
+});
+
+describe('buildEnvelope with local keys: ids derived from the key, the legacy name still read', () => {
+  let dir: string;
+  const files: Record<string, string> = {};
+  const keys: Record<string, Buffer> = {};
+  const logger = createLogger('silent');
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'vault-keys-'));
+    for (const name of ['a', 'b', 'c']) {
+      keys[name] = randomBytes(32);
+      files[name] = path.join(dir, `${name}.key`);
+      await writeFile(files[name], `${keys[name].toString('base64')}\n`, { mode: 0o600 });
+    }
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  const build = (current: string, previous: string[] = []) =>
+    buildEnvelope(
+      loadConfig({
+        VAULT_DATA_DIR: dir,
+        VAULT_LOCAL_KEY_FILE: current,
+        VAULT_LOCAL_PREVIOUS_KEY_FILES: previous.join(','),
+        FACEMAP_MAX_BYTES: String(MAX),
+      }),
+      logger,
+      { createLocalKey: false },
+    );
+  /** What this vault wrote before key ids were derived: every key named the same. */
+  const legacy = (key: Uint8Array) =>
+    new EncryptionSdkEnvelope({
+      keyring: localKeyring({
+        keyName: LEGACY_LOCAL_KEY_NAME,
+        keyNamespace: LOCAL_KEY_NAMESPACE,
+        masterKey: key,
+      }),
+      keyId: localKeyId(LEGACY_LOCAL_KEY_NAME),
+      maxPlaintextBytes: MAX,
+    });
+
+  it('names each key by a fingerprint of it: stable, distinct, not the key', async () => {
+    const a = await build(files.a!);
+    expect(a.keyId).toMatch(/^local:facemap-vault\/local-[0-9a-f]{16}$/);
+    expect((await build(files.a!)).keyId).toBe(a.keyId);
+    expect((await build(files.b!)).keyId).not.toBe(a.keyId);
+    expect(a.keyId).not.toContain(keys.a!.toString('hex').slice(0, 16));
+    // The legacy name is accepted for decrypt only, as a previous key id.
+    expect(a.previousKeyIds).toEqual([localKeyId(LEGACY_LOCAL_KEY_NAME)]);
+    const rotated = await build(files.b!, [files.a!]);
+    expect(rotated.keyId).toBe((await build(files.b!)).keyId);
+    expect(rotated.previousKeyIds).toEqual([a.keyId, localKeyId(LEGACY_LOCAL_KEY_NAME)]);
+  });
+
+  it('decrypts what was written under the legacy name, by the current or a previous key', async () => {
+    const plaintext = new Uint8Array(randomBytes(500));
+    const { ciphertext, keyId } = await legacy(keys.a!).encrypt(plaintext, ownerA);
+    expect(keyId).toBe('local:facemap-vault/local-master-key-v1');
+    expect(await (await build(files.a!)).decrypt(ciphertext, ownerA)).toEqual(plaintext);
+    const rotated = await build(files.b!, [files.c!, files.a!]);
+    expect(await rotated.decrypt(ciphertext, ownerA)).toEqual(plaintext);
+    await rotated.verifyKey(localKeyId(LEGACY_LOCAL_KEY_NAME), ciphertext);
+    // Without key a, nothing reads it.
+    await expect((await build(files.b!, [files.c!])).decrypt(ciphertext, ownerA)).rejects.toThrow(
+      DecryptionError,
+    );
+    // New ciphertexts carry the current key's own name.
+    expect((await rotated.encrypt(plaintext, ownerA)).keyId).toBe(rotated.keyId);
+  });
+
+  it('refuses a previous key file that is missing, open to others, or the current key again', async () => {
+    const missing = path.join(dir, 'missing.key');
+    await expect(build(files.a!, [missing])).rejects.toThrow(
+      `VAULT_LOCAL_PREVIOUS_KEY_FILES (${missing}): does not exist (a previous key is never generated`,
+    );
+    await expect(stat(missing)).rejects.toThrow();
+    const open = path.join(dir, 'open.key');
+    await writeFile(open, `${randomBytes(32).toString('base64')}\n`);
+    await chmod(open, 0o644);
+    await expect(build(files.a!, [open])).rejects.toThrow(
+      new RegExp(`VAULT_LOCAL_PREVIOUS_KEY_FILES \\(${open}\\): .*(group|others)`),
+    );
+    const copy = path.join(dir, 'copy-of-a.key');
+    await writeFile(copy, `${keys.a!.toString('base64')}\n`, { mode: 0o600 });
+    await expect(build(files.a!, [copy])).rejects.toThrow(
+      `VAULT_LOCAL_PREVIOUS_KEY_FILES (${copy}): holds the same key as another configured key file`,
+    );
   });
 });

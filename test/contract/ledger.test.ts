@@ -370,6 +370,139 @@ describe.each(testDatabaseKinds)('Enrollment repository on %s', (_name, create) 
     expect(Array.from(a)).toEqual(Array.from(b));
   });
 
+  describe('key rotation', () => {
+    /** An enrollment holding a blob under `keyId` in `state`. */
+    const holdingUnder = async (
+      keyId: string,
+      state: 'STORED' | 'ACTIVE' | 'PARKED' | 'SUPERSEDED',
+    ) => {
+      const r = ref();
+      await insert(r);
+      await ledger.transaction((tx) =>
+        tx.enrollments.update(
+          r,
+          { state, keyId, blobKey: `facemaps/${r}/x.bin`, blobStore: 'file:///b' },
+          t0,
+          null,
+        ),
+      );
+      return r;
+    };
+
+    it('leases facemaps under the given keys one at a time, skipping held, skipped and other rows', async () => {
+      const [oldKey, otherKey] = [ref(), ref()];
+      const held = [
+        await holdingUnder(oldKey, 'STORED'),
+        await holdingUnder(oldKey, 'ACTIVE'),
+        await holdingUnder(oldKey, 'PARKED'),
+      ];
+      const superseded = await holdingUnder(oldKey, 'SUPERSEDED');
+      const elsewhere = await holdingUnder(otherKey, 'ACTIVE');
+      const now = new Date('2030-06-01T00:00:00Z');
+      const before = await ledger.transaction((tx) => tx.enrollments.get(held[0]!));
+      const lease = (owner: string, skip: string[] = [], at = now) =>
+        ledger.transaction((tx) =>
+          tx.enrollments.leaseUnderKeys([oldKey], owner, at, 60_000, skip),
+        );
+      // Two at once get two different rows.
+      const [a, b] = await Promise.all([lease('A'), lease('B')]);
+      expect(a!.enrollmentReference).not.toBe(b!.enrollmentReference);
+      const c = await lease(
+        'C',
+        [held[0]!, held[1]!, held[2]!].filter(
+          (r) => r !== a!.enrollmentReference && r !== b!.enrollmentReference,
+        ),
+      );
+      expect(c).toBeNull();
+      const third = await lease('C');
+      expect(held).toContain(third!.enrollmentReference);
+      expect(await lease('D')).toBeNull();
+      // Only the lease columns changed: the row keeps its place in its queue.
+      const leased = await ledger.transaction((tx) => tx.enrollments.get(held[0]!));
+      expect({ ...leased, leaseOwner: null, leaseUntil: null }).toEqual(before);
+      expect(leased!.leaseUntil).toEqual(new Date(now.getTime() + 60_000));
+      // A lease that ran out is free again; releasing is the owner's alone.
+      expect(
+        (await lease('E', [], new Date(now.getTime() + 60_001)))?.enrollmentReference,
+      ).toBeDefined();
+      const mine = third!.enrollmentReference;
+      const release = (owner: string) =>
+        ledger.transaction((tx) => tx.enrollments.releaseLease(mine, owner));
+      expect(await release('not-C')).toBe(false);
+      expect(await release('C')).toBe(true);
+      expect(await ledger.transaction((tx) => tx.enrollments.get(mine))).toMatchObject({
+        leaseOwner: null,
+        leaseUntil: null,
+      });
+      for (const r of [superseded, elsewhere]) {
+        const row = await ledger.transaction((tx) => tx.enrollments.get(r));
+        expect(row!.leaseOwner).toBeNull();
+      }
+      expect(
+        await ledger.transaction((tx) => tx.enrollments.leaseUnderKeys([], 'F', now, 1000, [])),
+      ).toBeNull();
+      // One facemap per key for the doctor; counts per key for the inventory and /v1/keys.
+      expect(
+        (await ledger.transaction((tx) => tx.enrollments.findUnderKey(otherKey)))!
+          .enrollmentReference,
+      ).toBe(elsewhere);
+      expect(await ledger.transaction((tx) => tx.enrollments.findUnderKey(ref()))).toBeNull();
+      const byKey = await ledger.transaction((tx) => tx.inventory.facemapsByKey());
+      expect(byKey).toEqual(
+        expect.arrayContaining([
+          { keyId: oldKey, facemaps: 3 },
+          { keyId: otherKey, facemaps: 1 },
+        ]),
+      );
+    });
+
+    it('keeps each vault key with its wrapping key, replaces it, and records an unknown key once', async () => {
+      const name = ref();
+      await ledger.transaction((tx) =>
+        tx.vaultKeys.putIfAbsent(name, new Uint8Array([1]), 'key-1'),
+      );
+      const got = await ledger.transaction((tx) => tx.vaultKeys.get(name));
+      expect(got).toMatchObject({ name, keyId: 'key-1', updatedAt: null });
+      expect(Array.from(got!.ciphertext)).toEqual([1]);
+      const at = new Date('2030-01-01Z');
+      await ledger.transaction((tx) =>
+        tx.vaultKeys.replace(name, new Uint8Array([2]), 'key-2', at),
+      );
+      const replaced = await ledger.transaction((tx) =>
+        tx.vaultKeys.get(name, { forUpdate: true }),
+      );
+      expect(replaced).toMatchObject({ keyId: 'key-2', updatedAt: at });
+      expect(Array.from(replaced!.ciphertext)).toEqual([2]);
+      expect((await ledger.transaction((tx) => tx.vaultKeys.list())).map((k) => k.name)).toContain(
+        name,
+      );
+      // A key written before keys were recorded: recorded once, never overwritten.
+      const legacy = ref();
+      await ledger.transaction((tx) => tx.vaultKeys.putIfAbsent(legacy, new Uint8Array([3])));
+      expect((await ledger.transaction((tx) => tx.vaultKeys.get(legacy)))!.keyId).toBeNull();
+      await ledger.transaction((tx) => tx.vaultKeys.recordKeyId(legacy, 'found'));
+      await ledger.transaction((tx) => tx.vaultKeys.recordKeyId(legacy, 'other'));
+      await ledger.transaction((tx) => tx.vaultKeys.recordKeyId(name, 'other'));
+      expect((await ledger.transaction((tx) => tx.vaultKeys.get(legacy)))!.keyId).toBe('found');
+      expect((await ledger.transaction((tx) => tx.vaultKeys.get(name)))!.keyId).toBe('key-2');
+      expect(await ledger.transaction((tx) => tx.vaultKeys.get(ref()))).toBeNull();
+    });
+
+    it('tells whether an initiate holds the mark of an enrollment', async () => {
+      const r = ref();
+      await insert(r);
+      const now = new Date('2030-02-01T00:00:00Z');
+      const live = (at: Date) =>
+        ledger.transaction((tx) => tx.authentications.initiationLive(r, at));
+      expect(await live(now)).toBe(false);
+      await ledger.transaction((tx) => tx.authentications.claimInitiation(r, 'I', now, 30_000));
+      expect(await live(now)).toBe(true);
+      expect(await live(new Date(now.getTime() + 30_000))).toBe(false);
+      await ledger.transaction((tx) => tx.authentications.releaseInitiation(r, 'I'));
+      expect(await live(now)).toBe(false);
+    });
+  });
+
   it('keeps the last interaction of an enrollment', async () => {
     const r = ref();
     await insert(r);

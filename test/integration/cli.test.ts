@@ -28,6 +28,7 @@ const COMMANDS = [
   'inventory',
   'purge',
   'audit',
+  'rewrap',
 ];
 
 let dir: string;

@@ -240,8 +240,10 @@ describe('HTTP hardening', () => {
     it('are in every error body, and match the X-Request-Id header', async () => {
       const failing: Envelope = {
         keyId: vault.container.envelope.keyId,
+        previousKeyIds: [],
         encrypt: () => Promise.reject(new Error('kms down')),
         decrypt: () => Promise.reject(new Error('kms down')),
+        verifyKey: () => Promise.reject(new Error('kms down')),
       };
       const notReady = createApp({ ...vault.container, envelope: failing, readinessCacheMs: 0 });
       const refusing = createApp({
@@ -405,6 +407,8 @@ describe('HTTP hardening', () => {
             return envelope.encrypt(p, c);
           },
           decrypt: envelope.decrypt.bind(envelope),
+          previousKeyIds: envelope.previousKeyIds,
+          verifyKey: envelope.verifyKey.bind(envelope),
         } satisfies Envelope,
         blobs: withPing(blobs, () => {
           calls.ping += 1;

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { localKeyId, localKeyName } from '../../src/adapters/crypto/keyrings';
 import {
   type LedgerChoice,
   type SimulatorClient,
@@ -10,7 +11,8 @@ import {
   vaultLedgerKinds,
 } from '../helpers/vault';
 
-const KEY_ID = 'local:facemap-vault/local-master-key-v1';
+/** The key id of a local key file's content: a name derived from the key. */
+const keyIdOf = (file: string) => localKeyId(localKeyName(Buffer.from(file.trim(), 'base64')));
 
 const exists = (file: string) =>
   stat(file).then(
@@ -47,7 +49,7 @@ describe.each(vaultLedgerKinds)('a data directory and its master key on %s', (_n
     expect(error).toBeInstanceOf(Error);
     const message = (error as Error).message;
     expect(message).toContain(`VAULT_LOCAL_KEY_FILE (${keyFile}): is missing`);
-    expect(message).toContain(`under key id ${KEY_ID}`);
+    expect(message).toContain(`wrapped vault key(s) under key id ${keyIdOf(original)}`);
     expect(message).toMatch(/Restore the key file/);
     // No fresh key was left behind to be mistaken for the real one.
     expect(await exists(keyFile)).toBe(false);
@@ -61,8 +63,10 @@ describe.each(vaultLedgerKinds)('a data directory and its master key on %s', (_n
       const error = await startTestVault(sim, ledger, {}, dir).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(Error);
       expect((error as Error).message).toContain(
-        `VAULT_LOCAL_KEY_FILE (${keyFile}): this master key (key id ${KEY_ID}) cannot decrypt`,
+        `VAULT_LOCAL_KEY_FILE (${keyFile}): this master key (key id ${keyIdOf(other)}) cannot decrypt`,
       );
+      // It names the key the ledger's vault keys are wrapped under.
+      expect((error as Error).message).toContain(`under key id ${keyIdOf(original)}`);
       expect((error as Error).message).toMatch(/written under another master key/);
       // The operator's file is left as it was.
       expect(await readFile(keyFile, 'utf8')).toBe(`${other}\n`);

@@ -44,6 +44,7 @@ const MATRIX: Record<string, readonly Role[]> = {
   'GET /v1/authentications/{authenticationReference}': ['admin', 'auditor', 'authenticator'],
   'GET /v1/notifications': ['admin'],
   'POST /v1/notifications/{id}/redeliver': ['admin'],
+  'GET /v1/keys': ['admin', 'auditor'],
 };
 
 /** Path parameters that pass validation, so an allowed role reaches the handler. */

@@ -19,7 +19,11 @@ describe('loadConfig', () => {
     expect(config.dataDir).toBe(dataDir);
     expect(config.database).toEqual({ kind: 'pglite', dataDir: path.join(dataDir, 'ledger') });
     expect(config.blobs).toEqual({ kind: 'fs', root: path.join(dataDir, 'blobs') });
-    expect(config.envelope).toEqual({ kind: 'local', keyFile: path.join(dataDir, 'master.key') });
+    expect(config.envelope).toEqual({
+      kind: 'local',
+      keyFile: path.join(dataDir, 'master.key'),
+      previous: { kmsKeyIds: [], localKeyFiles: [] },
+    });
     expect(config.facemapMaxBytes).toBe(5 * 1024 * 1024);
     expect(config.jumio).toEqual({ mode: 'embedded-simulator', simulatorPort: 4010 });
     expect(config.callbackAllowedCidrs).toEqual(['127.0.0.0/8', '::1/128']);
@@ -80,6 +84,7 @@ describe('loadConfig', () => {
       kind: 'kms',
       keyId: 'arn:aws:kms:eu-west-1:111122223333:key/abc',
       region: 'eu-west-1',
+      previous: { kmsKeyIds: [], localKeyFiles: [] },
     });
     expect(config.facemapMaxBytes).toBe(1048576);
     // A real region: Jumio's published callback addresses for it, not loopback.
@@ -439,6 +444,54 @@ describe('loadConfig', () => {
       }
       expect(problemsOf({ VAULT_NOTIFY_SECRET: 'not base64!' })).toEqual([
         expect.stringMatching(/^VAULT_NOTIFY_SECRET: must be 24-64 bytes in base64/),
+      ]);
+    });
+  });
+
+  describe('previous keys (rotation)', () => {
+    const OLD = 'arn:aws:kms:eu-west-1:111122223333:key/old-1';
+    const OLDER = 'arn:aws:kms:us-east-1:111122223333:key/old-2';
+    const CURRENT = 'arn:aws:kms:eu-west-1:111122223333:key/new';
+
+    it('reads KMS_PREVIOUS_KEY_IDS and VAULT_LOCAL_PREVIOUS_KEY_FILES as lists', () => {
+      const config = loadConfig({
+        KMS_KEY_ID: CURRENT,
+        AWS_REGION: 'eu-west-1',
+        KMS_PREVIOUS_KEY_IDS: ` ${OLD}, ${OLDER},`,
+        VAULT_LOCAL_PREVIOUS_KEY_FILES: 'keys/a.key,/etc/vault/b.key',
+      });
+      expect(config.envelope.previous).toEqual({
+        kmsKeyIds: [OLD, OLDER],
+        localKeyFiles: [path.resolve('keys/a.key'), '/etc/vault/b.key'],
+      });
+      const local = loadConfig({ VAULT_LOCAL_PREVIOUS_KEY_FILES: '/keys/old.key' });
+      expect(local.envelope).toMatchObject({
+        kind: 'local',
+        previous: { kmsKeyIds: [], localKeyFiles: ['/keys/old.key'] },
+      });
+    });
+
+    it('refuses aliases, repeats, and the current key listed as previous', () => {
+      expect(
+        problemsOf({
+          KMS_KEY_ID: CURRENT,
+          AWS_REGION: 'eu-west-1',
+          KMS_PREVIOUS_KEY_IDS: `${OLD},alias/old`,
+        }),
+      ).toEqual([expect.stringMatching(/^KMS_PREVIOUS_KEY_IDS: "alias\/old" is not a key ARN/)]);
+      expect(problemsOf({ KMS_PREVIOUS_KEY_IDS: `${OLD},${OLD}` })).toEqual([
+        `KMS_PREVIOUS_KEY_IDS: lists ${OLD} twice`,
+      ]);
+      expect(
+        problemsOf({ KMS_KEY_ID: CURRENT, AWS_REGION: 'eu-west-1', KMS_PREVIOUS_KEY_IDS: CURRENT }),
+      ).toEqual(['KMS_PREVIOUS_KEY_IDS: must not list KMS_KEY_ID (the current key)']);
+      expect(
+        problemsOf({
+          VAULT_LOCAL_KEY_FILE: '/keys/current.key',
+          VAULT_LOCAL_PREVIOUS_KEY_FILES: '/keys/old.key,/keys/current.key',
+        }),
+      ).toEqual([
+        'VAULT_LOCAL_PREVIOUS_KEY_FILES: must not list VAULT_LOCAL_KEY_FILE (the current key)',
       ]);
     });
   });

@@ -7,17 +7,22 @@
  * - suite ALG_AES256_GCM_IV12_TAG16_HKDF_SHA512_COMMIT_KEY: committing, no ECDSA signature
  *   (the same service encrypts and decrypts, so a signature costs ms and buys nothing);
  * - one frame per facemap (frameLength above the maximum plaintext size);
- * - the encryption context is checked here, because the JS SDK does not.
+ * - the encryption context is checked here, because the JS SDK does not;
+ * - key rotation: one key encrypts, the previous keys only decrypt (a multi-keyring without
+ *   a generator, so a message never carries a data key wrapped by an old key).
  */
 import {
   AlgorithmSuiteIdentifier,
   buildClient,
   CommitmentPolicy,
   KeyringNode,
+  MultiKeyringNode,
+  NodeAlgorithmSuite,
   NodeDefaultCryptographicMaterialsManager,
   type MessageHeader,
   type NodeMaterialsManager,
 } from '@aws-crypto/client-node';
+import { deserializeFactory } from '@aws-crypto/serialize';
 import {
   DecryptionError,
   DependencyError,
@@ -39,10 +44,24 @@ const NON_FRAMED = 1;
 /** Keys the SDK reserves for itself; a caller may not set them. */
 const RESERVED_CONTEXT_PREFIX = 'aws-crypto-';
 
-export interface EncryptionSdkEnvelopeOptions {
-  keyring: KeyringNode;
-  /** Reported as EncryptedBlob.keyId: KMS key ARN or local key name. */
+/** A key the envelope decrypts with, and the keyring that unwraps what it wrapped. */
+export interface DecryptKey {
   keyId: string;
+  /** Unwraps the data keys this key wrapped, under every name it had; never encrypts. */
+  keyring: KeyringNode;
+}
+
+export interface EncryptionSdkEnvelopeOptions {
+  /** Encrypts (and, without `decryptKeys`, decrypts) under the current key. */
+  keyring: KeyringNode;
+  /** Reported as EncryptedBlob.keyId: KMS key ARN or local key id. */
+  keyId: string;
+  /**
+   * Every key accepted on decrypt, the current one first: the current key and the previous
+   * ones of a rotation. Default: `keyring` under `keyId` alone. The ids besides `keyId` are
+   * the envelope's `previousKeyIds`.
+   */
+  decryptKeys?: readonly DecryptKey[];
   /** Largest plaintext accepted by encrypt and produced by decrypt (FACEMAP_MAX_BYTES). */
   maxPlaintextBytes: number;
   /** Encrypted data keys allowed per message: 1 normally, 2 while migrating keys. */
@@ -56,16 +75,26 @@ export class InvalidEncryptionContextError extends VaultError {
   }
 }
 
+const deserialize = deserializeFactory(
+  (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString(),
+  NodeAlgorithmSuite,
+);
+
 export class EncryptionSdkEnvelope implements Envelope {
   readonly keyId: string;
+  readonly previousKeyIds: readonly string[];
   private readonly maxPlaintextBytes: number;
+  private readonly maxEncryptedDataKeys: number;
   private readonly frameLength: number;
   private readonly cmm: NodeMaterialsManager;
+  private readonly decryptCmm: NodeMaterialsManager;
+  private readonly keyrings: ReadonlyMap<string, KeyringNode>;
   private readonly client: ReturnType<typeof buildClient>;
 
   constructor({
     keyring,
     keyId,
+    decryptKeys = [{ keyId, keyring }],
     maxPlaintextBytes,
     maxEncryptedDataKeys = 1,
   }: EncryptionSdkEnvelopeOptions) {
@@ -80,10 +109,26 @@ export class EncryptionSdkEnvelope implements Envelope {
     if (!Number.isSafeInteger(maxEncryptedDataKeys) || maxEncryptedDataKeys < 1) {
       throw new RangeError('maxEncryptedDataKeys must be a positive integer');
     }
+    if (decryptKeys[0]?.keyId !== keyId) {
+      throw new TypeError('decryptKeys must start with the current key');
+    }
+    const ids = decryptKeys.map((k) => k.keyId);
+    if (new Set(ids).size !== ids.length) throw new TypeError('decryptKeys lists a key twice');
     this.keyId = keyId;
+    this.previousKeyIds = Object.freeze(ids.slice(1));
+    this.keyrings = new Map(decryptKeys.map((k) => [k.keyId, k.keyring]));
     this.maxPlaintextBytes = maxPlaintextBytes;
+    this.maxEncryptedDataKeys = maxEncryptedDataKeys;
     this.frameLength = maxPlaintextBytes + 1;
     this.cmm = new SuitePinningMaterialsManager(keyring);
+    // Tried in order: the current key first, so a rotated vault pays nothing extra for
+    // what it wrote itself.
+    this.decryptCmm =
+      decryptKeys.length === 1
+        ? new SuitePinningMaterialsManager(decryptKeys[0]!.keyring)
+        : new SuitePinningMaterialsManager(
+            new MultiKeyringNode({ children: decryptKeys.map((k) => k.keyring) }),
+          );
     this.client = buildClient({
       commitmentPolicy: CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
       maxEncryptedDataKeys,
@@ -121,7 +166,7 @@ export class EncryptionSdkEnvelope implements Envelope {
     let plaintext: Buffer;
     let header: MessageHeader;
     try {
-      const out = await this.client.decrypt(this.cmm, ciphertext, {
+      const out = await this.client.decrypt(this.decryptCmm, ciphertext, {
         // Per frame: refuses frames larger than a facemap before buffering them.
         maxBodySize: this.maxPlaintextBytes,
       });
@@ -153,6 +198,39 @@ export class EncryptionSdkEnvelope implements Envelope {
       throw new EncryptionContextMismatchError(differing);
     }
     return new Uint8Array(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength);
+  }
+
+  /**
+   * Unwraps the data key of `ciphertext` with `keyId`'s keyring alone, and zeroes it: a
+   * permission check on one key (`vault doctor`) that never decrypts the content.
+   */
+  async verifyKey(keyId: string, ciphertext: Uint8Array): Promise<void> {
+    const keyring = this.keyrings.get(keyId);
+    if (keyring === undefined) throw new DecryptionError(`key id ${keyId} is not configured`);
+    let header: ReturnType<typeof deserialize.deserializeMessageHeader>;
+    try {
+      header = deserialize.deserializeMessageHeader(ciphertext, {
+        maxEncryptedDataKeys: this.maxEncryptedDataKeys,
+      });
+    } catch (err) {
+      throw new DecryptionError('ciphertext has no valid message header', { cause: err });
+    }
+    if (!header) throw new DecryptionError('ciphertext is shorter than its message header');
+    if (header.messageHeader.suiteId !== ENVELOPE_SUITE) {
+      throw new DecryptionError('ciphertext uses an unexpected algorithm suite');
+    }
+    try {
+      const material = await new NodeDefaultCryptographicMaterialsManager(keyring).decryptMaterials(
+        {
+          suite: header.algorithmSuite as NodeAlgorithmSuite,
+          encryptionContext: header.messageHeader.encryptionContext,
+          encryptedDataKeys: header.messageHeader.encryptedDataKeys,
+        },
+      );
+      material.zeroUnencryptedDataKey();
+    } catch (err) {
+      throw toDecryptionFailure(err);
+    }
   }
 }
 

@@ -2,6 +2,7 @@
  * Keyring factories for EncryptionSdkEnvelope: a raw AES-256 keyring over a local master
  * key (embedded default, development only) and an AWS KMS keyring (production).
  */
+import { createHmac } from 'node:crypto';
 import {
   KeyringNode,
   KmsKeyringNode,
@@ -16,6 +17,7 @@ import {
 } from '@aws-sdk/client-kms';
 import { DependencyError } from '../../core/errors';
 import { awsRequestHandler, DEFAULT_AWS_TIMEOUTS, type AwsHttpTimeouts } from '../aws-http';
+import { KMS_KEY_ARN } from './kms-arn';
 
 export interface LocalKeyringOptions {
   /** Identifies the key inside the ciphertext; changing it makes old blobs undecryptable. */
@@ -52,6 +54,29 @@ export function localKeyring({
   });
 }
 
+/** The namespace of every local key inside its ciphertexts. */
+export const LOCAL_KEY_NAMESPACE = 'facemap-vault';
+
+/**
+ * The one name every local key had before names were derived from the key: ciphertexts
+ * written then carry it, whichever key wrote them, so each configured local key is also
+ * offered under it on decrypt (and `vault rewrap` moves them to the derived name).
+ */
+export const LEGACY_LOCAL_KEY_NAME = 'local-master-key-v1';
+
+/** The key id recorded for a local key name (EncryptedBlob.keyId, enrollments.key_id). */
+export const localKeyId = (keyName: string): string => `local:${LOCAL_KEY_NAMESPACE}/${keyName}`;
+
+/**
+ * A local key's name, derived from the key itself so that two keys never share one and
+ * the ledger can tell which key wrapped what: a fingerprint that reveals nothing of the
+ * key (an HMAC under the key of a fixed label, 64 bits shown).
+ */
+export function localKeyName(masterKey: Uint8Array): string {
+  const mac = createHmac('sha256', masterKey).update('facemap-vault key id').digest('hex');
+  return `local-${mac.slice(0, 16)}`;
+}
+
 export interface KmsKeyringOptions {
   /**
    * Full key ARN. The SDK records the ARN that KMS returns in each ciphertext and, on
@@ -83,10 +108,8 @@ export function createKmsClient(options: KmsClientOptions = {}): KMSClient {
   });
 }
 
-const KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;
-
 export function kmsKeyring({ keyId, client, grantTokens }: KmsKeyringOptions): KeyringNode {
-  if (!KEY_ARN.test(keyId)) {
+  if (!KMS_KEY_ARN.test(keyId)) {
     throw new TypeError(
       'KMS_KEY_ID must be a key ARN (arn:aws:kms:<region>:<account>:key/<id>); aliases and bare ids cannot decrypt',
     );
@@ -99,6 +122,18 @@ export function kmsKeyring({ keyId, client, grantTokens }: KmsKeyringOptions): K
     // its credentials, endpoint and retry settings apply (and tests can mock it).
     clientProvider: () => kms,
   });
+}
+
+/**
+ * A keyring that only decrypts, with one KMS key (a previous key during rotation): without
+ * a generator, the SDK never encrypts with it; it unwraps only data keys wrapped by it.
+ */
+export function kmsDecryptKeyring({ keyId, client, grantTokens }: KmsKeyringOptions): KeyringNode {
+  if (!KMS_KEY_ARN.test(keyId)) {
+    throw new TypeError(`${keyId} is not a KMS key ARN; aliases and bare ids cannot decrypt`);
+  }
+  const kms = kmsInterfaceFor(client);
+  return new KmsKeyringNode({ keyIds: [keyId], grantTokens, clientProvider: () => kms });
 }
 
 /**

@@ -14,10 +14,14 @@ import { createSecretFile, readSecretFile, SecretFileError } from '../secret-fil
 const KEY_BYTES = 32;
 const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
 
-/** The key file is unusable; the message names VAULT_LOCAL_KEY_FILE so operators find it. */
+/**
+ * The key file is unusable; the message names the setting (VAULT_LOCAL_KEY_FILE, or
+ * VAULT_LOCAL_PREVIOUS_KEY_FILES) and the file, so operators find it.
+ */
 export class LocalKeyError extends VaultError {
-  constructor(file: string, reason: string, options?: { cause?: unknown }) {
-    super('local_key_invalid', `VAULT_LOCAL_KEY_FILE (${file}): ${reason}`, options);
+  constructor(file: string, reason: string, options: { cause?: unknown; setting?: string } = {}) {
+    const { setting = 'VAULT_LOCAL_KEY_FILE', ...rest } = options;
+    super('local_key_invalid', `${setting} (${file}): ${reason}`, rest);
   }
 }
 
@@ -63,18 +67,35 @@ export async function loadOrCreateLocalKey(
   return out;
 }
 
-/** Reads the key at `file` and never creates one (checks that must change nothing). */
-export async function loadLocalKey(file: string): Promise<Uint8Array> {
-  const key = await readKeyFile(file);
-  if (!key) throw new LocalKeyError(file, 'does not exist (the vault creates it on first start)');
+/**
+ * Reads the key at `file` and never creates one: checks that must change nothing, and the
+ * previous keys of a rotation (`setting` VAULT_LOCAL_PREVIOUS_KEY_FILES), which must exist.
+ */
+export async function loadLocalKey(
+  file: string,
+  setting = 'VAULT_LOCAL_KEY_FILE',
+): Promise<Uint8Array> {
+  const key = await readKeyFile(file, setting);
+  if (!key) {
+    throw new LocalKeyError(
+      file,
+      setting === 'VAULT_LOCAL_KEY_FILE'
+        ? 'does not exist (the vault creates it on first start)'
+        : 'does not exist (a previous key is never generated: restore the file)',
+      { setting },
+    );
+  }
   return key;
 }
 
 /** The key, or undefined when the file does not exist. */
-async function readKeyFile(file: string): Promise<Uint8Array | undefined> {
+async function readKeyFile(
+  file: string,
+  setting = 'VAULT_LOCAL_KEY_FILE',
+): Promise<Uint8Array | undefined> {
   // A key file is 45 bytes: never read more than 128.
   const content = await readSecretFile(file, 128).catch((err: unknown) => {
-    throw asLocalKeyError(file, err);
+    throw asLocalKeyError(file, err, setting);
   });
   if (content === undefined) return undefined;
   const { text, bytesRead } = content;
@@ -83,11 +104,14 @@ async function readKeyFile(file: string): Promise<Uint8Array | undefined> {
     throw new LocalKeyError(
       file,
       `must hold ${KEY_BYTES} bytes in base64 (44 characters); got ${bytesRead} bytes that are not`,
+      { setting },
     );
   }
   const key = Buffer.from(text, 'base64');
   if (key.length !== KEY_BYTES) {
-    throw new LocalKeyError(file, `must decode to ${KEY_BYTES} bytes, got ${key.length}`);
+    throw new LocalKeyError(file, `must decode to ${KEY_BYTES} bytes, got ${key.length}`, {
+      setting,
+    });
   }
   const out = new Uint8Array(key);
   key.fill(0);
@@ -102,7 +126,10 @@ async function createKeyFile(file: string, key: Buffer): Promise<boolean> {
 }
 
 /** The shared file checks' reason, under this file's own error class and message prefix. */
-function asLocalKeyError(file: string, err: unknown): unknown {
+function asLocalKeyError(file: string, err: unknown, setting?: string): unknown {
   if (!(err instanceof SecretFileError)) return err;
-  return new LocalKeyError(file, err.reason, 'cause' in err ? { cause: err.cause } : undefined);
+  return new LocalKeyError(file, err.reason, {
+    setting,
+    ...('cause' in err ? { cause: err.cause } : {}),
+  });
 }

@@ -386,6 +386,21 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX erasures_due ON erasures (next_attempt_at) WHERE state = 'PENDING';
     `,
   },
+  {
+    version: 7,
+    name: 'key rotation: the key wrapping each vault key; facemaps by wrapping key',
+    sql: `
+      -- Which key wraps each vault key (NULL: written before it was recorded; vault rewrap
+      -- rewraps those too), and when it was last rewrapped.
+      ALTER TABLE vault_keys
+        ADD COLUMN key_id     text,
+        ADD COLUMN updated_at timestamptz;
+      -- Facemaps by wrapping key: the per-key counts (inventory summary, GET /v1/keys)
+      -- and the claims of vault rewrap.
+      CREATE INDEX enrollments_holding_by_key ON enrollments (key_id, enrollment_reference)
+        WHERE state IN ('STORED','ACTIVE','PARKED');
+    `,
+  },
 ];
 
 /** Arbitrary but fixed: every replica contends for the same advisory lock. */

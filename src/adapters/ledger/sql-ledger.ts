@@ -44,6 +44,7 @@ import type {
   QueueStats,
   ScheduleRecord,
   ScheduleRepository,
+  VaultKeyRecord,
   VaultKeyRepository,
 } from '../../core/ports';
 import { entryHash, normaliseDetails } from '../../core/compliance/chain';
@@ -327,6 +328,9 @@ const ENROLLMENT_COLUMNS = {
 } as const satisfies Record<keyof EnrollmentRecord, string>;
 
 type Field = keyof EnrollmentRecord;
+
+/** Enrollments whose facemap the vault holds (core/enrollment/pipeline.ts HOLDING_STATES). */
+const HOLDING = `state IN ('STORED','ACTIVE','PARKED') AND blob_key IS NOT NULL`;
 const FIELDS = Object.keys(ENROLLMENT_COLUMNS) as Field[];
 
 function toEnrollment(row: Record<string, unknown>): EnrollmentRecord {
@@ -396,6 +400,47 @@ class SqlEnrollmentRepository implements EnrollmentRepository {
       [references],
     );
     return rows.map(toEnrollment);
+  }
+
+  async leaseUnderKeys(
+    keyIds: readonly string[],
+    owner: string,
+    now: Date,
+    leaseMs: number,
+    skip: readonly string[],
+  ): Promise<EnrollmentRecord | null> {
+    if (keyIds.length === 0) return null;
+    const { rows } = await this.sql.query<Record<string, unknown>>(
+      `UPDATE enrollments
+          SET lease_owner = $1, lease_until = $2::timestamptz + make_interval(secs => $3 / 1000.0)
+        WHERE enrollment_reference IN (
+          SELECT enrollment_reference FROM enrollments
+           WHERE ${HOLDING} AND key_id = ANY($4::text[])
+             AND (lease_until IS NULL OR lease_until <= $2)
+             AND NOT (enrollment_reference = ANY($5::text[]))
+           LIMIT 1
+           FOR UPDATE SKIP LOCKED)
+        RETURNING *`,
+      [owner, now, leaseMs, [...keyIds], [...skip]],
+    );
+    return rows[0] ? toEnrollment(rows[0]) : null;
+  }
+
+  async releaseLease(ref: string, owner: string): Promise<boolean> {
+    const { rowCount } = await this.sql.query(
+      `UPDATE enrollments SET lease_owner = NULL, lease_until = NULL
+        WHERE enrollment_reference = $1 AND lease_owner = $2`,
+      [ref, owner],
+    );
+    return rowCount === 1;
+  }
+
+  async findUnderKey(keyId: string): Promise<EnrollmentRecord | null> {
+    const { rows } = await this.sql.query<Record<string, unknown>>(
+      `SELECT * FROM enrollments WHERE ${HOLDING} AND key_id = $1 LIMIT 1`,
+      [keyId],
+    );
+    return rows[0] ? toEnrollment(rows[0]) : null;
   }
 
   async update(
@@ -661,6 +706,15 @@ class SqlAuthenticationRepository implements AuthenticationRepository {
     );
     return rowCount === 1;
   }
+
+  async initiationLive(enrollmentReference: string, now: Date): Promise<boolean> {
+    const { rows } = await this.sql.query(
+      `SELECT 1 FROM authentication_initiations
+        WHERE enrollment_reference = $1 AND claimed_until > $2`,
+      [enrollmentReference, now],
+    );
+    return rows.length > 0;
+  }
 }
 
 interface IdempotencyRow {
@@ -799,19 +853,63 @@ class SqlNotificationRepository implements NotificationRepository {
   }
 }
 
+interface VaultKeyRow {
+  name: string;
+  ciphertext: Uint8Array;
+  key_id: string | null;
+  created_at: Date;
+  updated_at: Date | null;
+}
+
+const toVaultKey = (r: VaultKeyRow): VaultKeyRecord => ({
+  name: r.name,
+  ciphertext: new Uint8Array(r.ciphertext),
+  keyId: r.key_id,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
 class SqlVaultKeyRepository implements VaultKeyRepository {
   constructor(private readonly sql: SqlClient) {}
 
-  async putIfAbsent(name: string, ciphertext: Uint8Array): Promise<Uint8Array> {
+  async putIfAbsent(name: string, ciphertext: Uint8Array, keyId?: string): Promise<Uint8Array> {
     await this.sql.query(
-      'INSERT INTO vault_keys (name, ciphertext) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING',
-      [name, Buffer.from(ciphertext)],
+      `INSERT INTO vault_keys (name, ciphertext, key_id) VALUES ($1, $2, $3)
+       ON CONFLICT (name) DO NOTHING`,
+      [name, Buffer.from(ciphertext), keyId ?? null],
     );
     const { rows } = await this.sql.query<{ ciphertext: Uint8Array }>(
       'SELECT ciphertext FROM vault_keys WHERE name = $1',
       [name],
     );
     return new Uint8Array(rows[0]!.ciphertext);
+  }
+
+  async get(name: string, options: { forUpdate?: boolean } = {}): Promise<VaultKeyRecord | null> {
+    const { rows } = await this.sql.query<VaultKeyRow>(
+      `SELECT * FROM vault_keys WHERE name = $1${options.forUpdate ? ' FOR UPDATE' : ''}`,
+      [name],
+    );
+    return rows[0] ? toVaultKey(rows[0]) : null;
+  }
+
+  async list(): Promise<VaultKeyRecord[]> {
+    const { rows } = await this.sql.query<VaultKeyRow>('SELECT * FROM vault_keys ORDER BY name');
+    return rows.map(toVaultKey);
+  }
+
+  async recordKeyId(name: string, keyId: string): Promise<void> {
+    await this.sql.query('UPDATE vault_keys SET key_id = $2 WHERE name = $1 AND key_id IS NULL', [
+      name,
+      keyId,
+    ]);
+  }
+
+  async replace(name: string, ciphertext: Uint8Array, keyId: string, now: Date): Promise<void> {
+    await this.sql.query(
+      'UPDATE vault_keys SET ciphertext = $2, key_id = $3, updated_at = $4 WHERE name = $1',
+      [name, Buffer.from(ciphertext), keyId, now],
+    );
   }
 }
 
@@ -1072,11 +1170,6 @@ class SqlInventoryRepository implements InventoryRepository {
       `SELECT enrollment_reference, activated_at FROM enrollments
         WHERE state = 'ACTIVE' ORDER BY activated_at, enrollment_reference LIMIT 1`,
     );
-    const { rows: keys } = await this.sql.query<{ key_id: string; n: string }>(
-      `SELECT key_id, count(*) AS n FROM enrollments
-        WHERE state IN ('STORED','ACTIVE','PARKED') AND key_id IS NOT NULL
-        GROUP BY key_id ORDER BY key_id`,
-    );
     const t = totals[0]!;
     return {
       byState: Object.fromEntries(states.map((r) => [r.state, Number(r.n)])),
@@ -1090,8 +1183,17 @@ class SqlInventoryRepository implements InventoryRepository {
       retentionDueWithin30Days: Number(t.soon),
       legalHolds: Number(t.holds),
       facemapBytes: Number(t.bytes ?? 0),
-      facemapsByKey: keys.map((r) => ({ keyId: r.key_id, facemaps: Number(r.n) })),
+      facemapsByKey: await this.facemapsByKey(),
     };
+  }
+
+  async facemapsByKey(): Promise<InventorySummary['facemapsByKey']> {
+    const { rows } = await this.sql.query<{ key_id: string; n: string }>(
+      `SELECT key_id, count(*) AS n FROM enrollments
+        WHERE state IN ('STORED','ACTIVE','PARKED') AND key_id IS NOT NULL
+        GROUP BY key_id ORDER BY key_id`,
+    );
+    return rows.map((r) => ({ keyId: r.key_id, facemaps: Number(r.n) }));
   }
 
   async retentionDue(now: Date, retentionDays: number, limit: number) {
@@ -1386,22 +1488,29 @@ function ledgerTx(client: SqlClient): LedgerTx {
   };
 }
 
-/** What the ledger holds encrypted: wrapped vault keys, and live blobs by key id. */
+/** What the ledger holds encrypted: wrapped vault keys and live blobs, by key id. */
 export interface HeldCiphertexts {
   vaultKeys: number;
+  /** `not recorded`: written before vault_keys.key_id existed. */
+  vaultKeysByKeyId: Record<string, number>;
   blobsByKeyId: Record<string, number>;
 }
 
 /** Read at start-up, before the envelope exists, to tell a new ledger from a keyed one. */
 export async function heldCiphertexts(db: SqlClient): Promise<HeldCiphertexts> {
-  const keys = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM vault_keys');
+  const keys = await db.query<{ key_id: string | null; n: number }>(
+    'SELECT key_id, count(*)::int AS n FROM vault_keys GROUP BY key_id ORDER BY key_id',
+  );
   const blobs = await db.query<{ key_id: string | null; n: number }>(
     `SELECT key_id, count(*)::int AS n FROM enrollments
-      WHERE blob_key IS NOT NULL AND blob_destroyed_at IS NULL GROUP BY key_id`,
+      WHERE blob_key IS NOT NULL AND blob_destroyed_at IS NULL GROUP BY key_id ORDER BY key_id`,
   );
   const blobsByKeyId: Record<string, number> = {};
   for (const row of blobs.rows) blobsByKeyId[row.key_id ?? 'unknown'] = Number(row.n);
-  return { vaultKeys: Number(keys.rows[0]?.n ?? 0), blobsByKeyId };
+  const vaultKeysByKeyId: Record<string, number> = {};
+  for (const row of keys.rows) vaultKeysByKeyId[row.key_id ?? 'not recorded'] = Number(row.n);
+  const vaultKeys = keys.rows.reduce((n, row) => n + Number(row.n), 0);
+  return { vaultKeys, vaultKeysByKeyId, blobsByKeyId };
 }
 
 /** The Ledger port over either SQL driver: the same statements for pg and PGlite. */

@@ -1,5 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { InvalidRequestError } from '../enrollment/admin';
+import { vaultKeyContext } from '../keys/vault-keys';
 import type { Envelope, Ledger } from '../ports';
 
 /**
@@ -38,13 +39,15 @@ export class CursorCodec {
 }
 
 const CURSOR_KEY = 'cursor-hmac-v1';
-const CURSOR_KEY_CONTEXT = { purpose: 'vault-key', name: CURSOR_KEY, format: '1' };
+const CURSOR_KEY_CONTEXT = vaultKeyContext(CURSOR_KEY);
 
 /** The cursor key, created by the first replica and kept wrapped by the envelope key. */
 export async function loadCursorCodec(ledger: Ledger, envelope: Envelope): Promise<CursorCodec> {
   const fresh = randomBytes(32);
-  const { ciphertext } = await envelope.encrypt(fresh, CURSOR_KEY_CONTEXT);
+  const { ciphertext, keyId } = await envelope.encrypt(fresh, CURSOR_KEY_CONTEXT);
   fresh.fill(0);
-  const stored = await ledger.transaction((tx) => tx.vaultKeys.putIfAbsent(CURSOR_KEY, ciphertext));
+  const stored = await ledger.transaction((tx) =>
+    tx.vaultKeys.putIfAbsent(CURSOR_KEY, ciphertext, keyId),
+  );
   return new CursorCodec(await envelope.decrypt(stored, CURSOR_KEY_CONTEXT));
 }

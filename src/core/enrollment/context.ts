@@ -1,4 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
+import { vaultKeyContext } from '../keys/vault-keys';
 import type { EncryptionContext, Envelope, Ledger } from '../ports';
 
 /** Bump when the blob layout or the context's meaning changes. */
@@ -30,7 +31,7 @@ export function facemapContext(
 }
 
 const USER_HASH_KEY = 'user-reference-hmac-v1';
-const USER_HASH_KEY_CONTEXT = { purpose: 'vault-key', name: USER_HASH_KEY, format: '1' };
+const USER_HASH_KEY_CONTEXT = vaultKeyContext(USER_HASH_KEY);
 
 /**
  * The HMAC key for user references is generated once by whichever replica starts first
@@ -42,10 +43,10 @@ export async function loadUserReferenceHasher(
   envelope: Envelope,
 ): Promise<UserReferenceHasher> {
   const fresh = randomBytes(32);
-  const { ciphertext } = await envelope.encrypt(fresh, USER_HASH_KEY_CONTEXT);
+  const { ciphertext, keyId } = await envelope.encrypt(fresh, USER_HASH_KEY_CONTEXT);
   fresh.fill(0);
   const stored = await ledger.transaction((tx) =>
-    tx.vaultKeys.putIfAbsent(USER_HASH_KEY, ciphertext),
+    tx.vaultKeys.putIfAbsent(USER_HASH_KEY, ciphertext, keyId),
   );
   const key = await envelope.decrypt(stored, USER_HASH_KEY_CONTEXT);
   const hasher = userReferenceHasher(key);
