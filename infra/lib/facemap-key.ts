@@ -1,20 +1,19 @@
 import { Aws } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
+// The vault's own list, so the policy cannot drift from what the vault sends to KMS.
+import { ENCRYPTION_CONTEXT_KEYS } from '../../src/core/encryption-contexts';
 
 /**
  * The encryption contexts the vault uses with its KMS key, by purpose, with the keys each
- * carries (src/core/enrollment/context.ts and src/core/readiness.ts). KMS logs the context
+ * carries (src/core/encryption-contexts.ts). KMS logs the context
  * in CloudTrail, so it names no person: `user` is a keyed hash.
  *
  * The AWS Encryption SDK adds `aws-crypto-public-key` to the context only for signing
  * algorithm suites; the vault encrypts with a committing suite WITHOUT signing, so that
  * key never reaches KMS and is deliberately absent from the allowed sets below.
  */
-export const VAULT_ENCRYPTION_CONTEXTS: Readonly<Record<string, readonly string[]>> = {
-  'jumio-facemap': ['purpose', 'enrollment', 'user', 'format'],
-  'vault-key': ['purpose', 'name', 'format'],
-  'readiness-probe': ['purpose', 'format'],
-};
+export const VAULT_ENCRYPTION_CONTEXTS: Readonly<Record<string, readonly string[]>> =
+  ENCRYPTION_CONTEXT_KEYS;
 
 /** What the vault asks of KMS through the Encryption SDK's KMS keyring. */
 export const VAULT_KMS_ACTIONS = ['kms:Encrypt', 'kms:Decrypt', 'kms:GenerateDataKey'];

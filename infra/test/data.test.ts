@@ -193,6 +193,7 @@ describe('facemap KMS key', () => {
     expect(sids).toEqual([
       'VaultBucketSseKms',
       'VaultJumioFacemapContext',
+      'VaultKeyProbeContext',
       'VaultReadinessProbeContext',
       'VaultVaultKeyContext',
     ]);
@@ -202,6 +203,7 @@ describe('facemap KMS key', () => {
     ['VaultJumioFacemapContext', 'jumio-facemap', ['purpose', 'enrollment', 'user', 'format']],
     ['VaultVaultKeyContext', 'vault-key', ['purpose', 'name', 'format']],
     ['VaultReadinessProbeContext', 'readiness-probe', ['purpose', 'format']],
+    ['VaultKeyProbeContext', 'key-probe', ['purpose', 'name', 'format']],
   ])('%s: purpose %s with exactly the context keys %j', (sid, purpose, keys) => {
     const statement = keyStatements.find((s) => s.Sid === sid)!;
     expect(asArray(statement.Action).sort()).toEqual(

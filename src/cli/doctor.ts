@@ -1,3 +1,4 @@
+import { envelopeRoundTrip } from '../core/readiness';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { appliedMigrations, migrations } from '../adapters/ledger/migrations';
@@ -160,7 +161,6 @@ function blobsCheck(config: VaultConfig): Check {
 const silent = createLogger('silent');
 
 /** The readiness probe's context: it names no person. */
-const PROBE_CONTEXT = { purpose: 'doctor-probe', format: '1' };
 
 /**
  * What the envelope checks share, opened once on first use and closed after the last
@@ -309,17 +309,7 @@ function envelopeChecks(config: VaultConfig): { checks: Check[]; close(): Promis
     name: 'envelope',
     async run() {
       const envelope = await failWith(shared.envelope(), 'the envelope cannot be built', fix);
-      const probe = randomBytes(32);
-      const back = await failWith(
-        envelope
-          .encrypt(probe, PROBE_CONTEXT)
-          .then(({ ciphertext }) => envelope.decrypt(ciphertext, PROBE_CONTEXT)),
-        `round trip under ${envelope.keyId} failed`,
-        fix,
-      );
-      if (!probe.equals(Buffer.from(back))) {
-        throw new CheckFailure(`round trip under ${envelope.keyId} returned other bytes`, fix);
-      }
+      await failWith(envelopeRoundTrip(envelope), `round trip under ${envelope.keyId} failed`, fix);
       return `round trip under ${envelope.keyId}`;
     },
   };

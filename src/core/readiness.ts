@@ -62,9 +62,10 @@ function withTimeout(
 }
 
 /** The readiness context names no person: it only proves the keyring works. */
-const READINESS_CONTEXT = { purpose: 'readiness-probe', format: '1' };
+export const READINESS_CONTEXT = { purpose: 'readiness-probe', format: '1' };
 
-async function envelopeRoundTrip(envelope: Envelope): Promise<void> {
+/** Encrypts and decrypts random bytes under the current key (readiness, `vault doctor`). */
+export async function envelopeRoundTrip(envelope: Envelope): Promise<void> {
   const probe = randomBytes(32);
   const { ciphertext } = await envelope.encrypt(probe, READINESS_CONTEXT);
   const back = await envelope.decrypt(ciphertext, READINESS_CONTEXT);

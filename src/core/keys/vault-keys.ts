@@ -22,7 +22,7 @@ const KEY_PROBE_PREFIX = 'key-probe:';
  */
 export const keyProbeName = (keyId: string): string => `${KEY_PROBE_PREFIX}${keyId}`;
 export const isKeyProbe = (name: string): boolean => name.startsWith(KEY_PROBE_PREFIX);
-const keyProbeContext = (name: string): EncryptionContext => ({
+export const keyProbeContext = (name: string): EncryptionContext => ({
   purpose: 'key-probe',
   name,
   format: '1',
