@@ -164,27 +164,86 @@ export function usePager(key: string) {
 }
 
 export function Pager({
-  page,
-  nextCursor,
-  onNext,
-  onPrevious,
   label,
+  pager,
+  nextCursor,
 }: {
-  page: number;
-  nextCursor: string | null | undefined;
-  onNext: (cursor: string) => void;
-  onPrevious: () => void;
   label: string;
+  pager: ReturnType<typeof usePager>;
+  nextCursor: string | null | undefined;
 }) {
   return (
     <nav class="pager" aria-label={`${label} pages`}>
-      <button type="button" disabled={page <= 1} onClick={onPrevious}>
+      <button type="button" disabled={pager.page <= 1} onClick={pager.previous}>
         Previous page
       </button>
-      <span aria-live="polite">Page {page}</span>
-      <button type="button" disabled={!nextCursor} onClick={() => nextCursor && onNext(nextCursor)}>
+      <span aria-live="polite">Page {pager.page}</span>
+      <button
+        type="button"
+        disabled={!nextCursor}
+        onClick={() => nextCursor && pager.next(nextCursor)}
+      >
         Next page
       </button>
     </nav>
+  );
+}
+
+/** A filter form's values: what is being typed (draft) and what the list shows (applied). */
+export function useFilters<F extends { limit: string }>(empty: F) {
+  const [draft, setDraft] = useState<F>(empty);
+  const [applied, setApplied] = useState<F>(empty);
+  return {
+    draft,
+    applied,
+    set: (field: keyof F) => (event: Event) =>
+      setDraft({ ...draft, [field]: (event.currentTarget as HTMLInputElement).value }),
+    apply: () => setApplied(draft),
+    clear: () => {
+      setDraft(empty);
+      setApplied(empty);
+    },
+  };
+}
+
+/** The filter form of a paged list: its own fields, rows per page, apply and clear. */
+export function FilterForm<F extends { limit: string }>({
+  label,
+  filters,
+  rowChoices,
+  children,
+}: {
+  label: string;
+  filters: ReturnType<typeof useFilters<F>>;
+  rowChoices: string[];
+  children: ComponentChildren;
+}) {
+  return (
+    <form
+      class="filters"
+      aria-label={label}
+      onSubmit={(e) => {
+        e.preventDefault();
+        filters.apply();
+      }}
+    >
+      {children}
+      <label>
+        Rows per page
+        <select value={filters.draft.limit} onChange={filters.set('limit')}>
+          {rowChoices.map((n) => (
+            <option key={n} value={n}>
+              {n}
+            </option>
+          ))}
+        </select>
+      </label>
+      <div class="actions">
+        <button type="submit">Apply filters</button>
+        <button type="button" class="secondary" onClick={filters.clear}>
+          Clear
+        </button>
+      </div>
+    </form>
   );
 }

@@ -4,7 +4,9 @@ import {
   DataTable,
   ErrorNote,
   Loading,
+  FilterForm,
   Pager,
+  useFilters,
   Section,
   usePager,
   useLoad,
@@ -53,8 +55,8 @@ const NO_FILTERS: Filters = {
 
 export function AuditTrail() {
   const { api } = useSession();
-  const [draft, setDraft] = useState<Filters>(NO_FILTERS);
-  const [applied, setApplied] = useState<Filters>(NO_FILTERS);
+  const filters = useFilters(NO_FILTERS);
+  const { draft, applied, set } = filters;
   const key = JSON.stringify(applied);
   const pager = usePager(key);
   const page = useLoad(
@@ -70,20 +72,14 @@ export function AuditTrail() {
       }),
     `${key} ${pager.cursor ?? ''}`,
   );
-  const set = (field: keyof Filters) => (event: Event) =>
-    setDraft({ ...draft, [field]: (event.currentTarget as HTMLInputElement).value });
-
   return (
     <>
       <ViewHeading>Audit trail</ViewHeading>
       <VerifyNow />
-      <form
-        class="filters"
-        aria-label="Audit trail filters"
-        onSubmit={(e) => {
-          e.preventDefault();
-          setApplied(draft);
-        }}
+      <FilterForm
+        label="Audit trail filters"
+        filters={filters}
+        rowChoices={['25', '50', '100', '250']}
       >
         <label>
           Entry type
@@ -129,30 +125,7 @@ export function AuditTrail() {
           Before
           <input type="date" value={draft.before} onInput={set('before')} />
         </label>
-        <label>
-          Rows per page
-          <select value={draft.limit} onChange={set('limit')}>
-            {['25', '50', '100', '250'].map((n) => (
-              <option key={n} value={n}>
-                {n}
-              </option>
-            ))}
-          </select>
-        </label>
-        <div class="actions">
-          <button type="submit">Apply filters</button>
-          <button
-            type="button"
-            class="secondary"
-            onClick={() => {
-              setDraft(NO_FILTERS);
-              setApplied(NO_FILTERS);
-            }}
-          >
-            Clear
-          </button>
-        </div>
-      </form>
+      </FilterForm>
 
       <ErrorNote error={page.error} />
       <Loading loading={page.loading} label="the audit trail" />
@@ -201,13 +174,7 @@ export function AuditTrail() {
               ))}
             </tbody>
           </DataTable>
-          <Pager
-            label="Audit trail"
-            page={pager.page}
-            nextCursor={page.data.nextCursor}
-            onNext={pager.next}
-            onPrevious={pager.previous}
-          />
+          <Pager label="Audit trail" pager={pager} nextCursor={page.data.nextCursor} />
         </>
       )}
     </>

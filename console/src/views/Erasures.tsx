@@ -95,13 +95,7 @@ export function Erasures() {
                 ))}
               </tbody>
             </DataTable>
-            <Pager
-              label="Erasures"
-              page={pager.page}
-              nextCursor={page.data.nextCursor}
-              onNext={pager.next}
-              onPrevious={pager.previous}
-            />
+            <Pager label="Erasures" pager={pager} nextCursor={page.data.nextCursor} />
           </>
         )}
       </Section>

@@ -5,7 +5,9 @@ import {
   ErrorNote,
   errorMessage,
   Loading,
+  FilterForm,
   Pager,
+  useFilters,
   usePager,
   useLoad,
   useSession,
@@ -45,8 +47,8 @@ function filterQuery(f: Filters): Query {
 
 export function Inventory() {
   const { api } = useSession();
-  const [draft, setDraft] = useState<Filters>(NO_FILTERS);
-  const [applied, setApplied] = useState<Filters>(NO_FILTERS);
+  const filters = useFilters(NO_FILTERS);
+  const { draft, applied, set } = filters;
   const key = JSON.stringify(applied);
   const pager = usePager(key);
   const page = useLoad(
@@ -60,9 +62,6 @@ export function Inventory() {
   );
   const [exporting, setExporting] = useState<string | null>(null);
   const [exported, setExported] = useState<{ message: string; error?: unknown } | null>(null);
-
-  const set = (field: keyof Filters) => (event: Event) =>
-    setDraft({ ...draft, [field]: (event.currentTarget as HTMLInputElement).value });
 
   async function exportAs(format: 'csv' | 'ndjson') {
     setExporting(format);
@@ -90,13 +89,10 @@ export function Inventory() {
   return (
     <>
       <ViewHeading>Inventory</ViewHeading>
-      <form
-        class="filters"
-        aria-label="Inventory filters"
-        onSubmit={(e) => {
-          e.preventDefault();
-          setApplied(draft);
-        }}
+      <FilterForm
+        label="Inventory filters"
+        filters={filters}
+        rowChoices={['10', '25', '50', '100', '250']}
       >
         <label>
           State
@@ -129,30 +125,7 @@ export function Inventory() {
             <option value="false">No hold</option>
           </select>
         </label>
-        <label>
-          Rows per page
-          <select value={draft.limit} onChange={set('limit')}>
-            {['10', '25', '50', '100', '250'].map((n) => (
-              <option key={n} value={n}>
-                {n}
-              </option>
-            ))}
-          </select>
-        </label>
-        <div class="actions">
-          <button type="submit">Apply filters</button>
-          <button
-            type="button"
-            class="secondary"
-            onClick={() => {
-              setDraft(NO_FILTERS);
-              setApplied(NO_FILTERS);
-            }}
-          >
-            Clear
-          </button>
-        </div>
-      </form>
+      </FilterForm>
 
       <div class="toolbar" role="group" aria-label="Export the filtered inventory">
         <button type="button" disabled={exporting !== null} onClick={() => exportAs('csv')}>
@@ -214,13 +187,7 @@ export function Inventory() {
               ))}
             </tbody>
           </DataTable>
-          <Pager
-            label="Inventory"
-            page={pager.page}
-            nextCursor={page.data.nextCursor}
-            onNext={pager.next}
-            onPrevious={pager.previous}
-          />
+          <Pager label="Inventory" pager={pager} nextCursor={page.data.nextCursor} />
         </>
       )}
     </>
