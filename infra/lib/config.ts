@@ -4,33 +4,13 @@
  * with a list naming every problem, before anything reaches CloudFormation.
  */
 
+import { JUMIO_CALLBACK_IPS } from '../../src/core/jumio-callback-ips';
+
 export const JUMIO_REGIONS = ['US', 'EU', 'SGP'] as const;
 export type JumioRegion = (typeof JUMIO_REGIONS)[number];
 
-/**
- * Jumio's published callback source addresses per region: the same lists as the vault's
- * own allowlist (src/http/callback-origin.ts; a test keeps the two equal). The public
- * load balancer admits only these.
- */
-export const JUMIO_CALLBACK_IPS: Readonly<Record<JumioRegion, readonly string[]>> = {
-  US: [
-    '34.202.241.227',
-    '34.226.103.119',
-    '34.226.254.127',
-    '52.52.51.178',
-    '52.53.95.123',
-    '54.67.101.173',
-  ],
-  EU: [
-    '34.253.41.236',
-    '35.157.27.193',
-    '52.48.0.25',
-    '52.57.194.92',
-    '52.58.113.86',
-    '52.209.180.134',
-  ],
-  SGP: ['3.0.109.121', '52.76.184.73', '52.77.102.92'],
-};
+/** Jumio's published callback source addresses per region, the vault's own list: the public load balancer admits only these. */
+export { JUMIO_CALLBACK_IPS };
 
 /** CloudWatch Logs accepts only these retention periods (days). */
 const LOG_RETENTION_DAYS = [

@@ -14,25 +14,7 @@ import { errorBody } from './errors';
 import { requestPathOf } from './middleware';
 
 /** Jumio's published callback source addresses (jumio-api.md), the default allowlists. */
-export const JUMIO_CALLBACK_IPS: Readonly<Record<JumioRegion, readonly string[]>> = {
-  US: [
-    '34.202.241.227',
-    '34.226.103.119',
-    '34.226.254.127',
-    '52.52.51.178',
-    '52.53.95.123',
-    '54.67.101.173',
-  ],
-  EU: [
-    '34.253.41.236',
-    '35.157.27.193',
-    '52.48.0.25',
-    '52.57.194.92',
-    '52.58.113.86',
-    '52.209.180.134',
-  ],
-  SGP: ['3.0.109.121', '52.76.184.73', '52.77.102.92'],
-};
+export { JUMIO_CALLBACK_IPS } from '../core/jumio-callback-ips';
 
 /** The DNS names behind those lists, for refreshing them (resolveCallbackHosts). */
 export const JUMIO_CALLBACK_HOSTS: Readonly<Record<JumioRegion, string>> = {
