@@ -11,8 +11,9 @@ const config: Config = {
   globalSetup: '<rootDir>/test/global-setup.ts',
   // PGlite boots in a few seconds and s3rver/simulator tests do real I/O; a whole vault
   // starting on a 2-core machine busy with another heavy process can take tens of seconds
-  // (hooks share this bound). Timing is never asserted: this only bounds a hang.
-  testTimeout: 90_000,
+  // (hooks share this bound; tests do not set a shorter one of their own, CI at load 14
+  // ran past 30 and 60 s ones). Timing is never asserted: this only bounds a hang.
+  testTimeout: 120_000,
   // Two cores here; more workers only contend.
   maxWorkers: 2,
 };

@@ -72,7 +72,7 @@ describe.each([
     } finally {
       client.destroy();
     }
-  }, 60_000);
+  });
 
   it('KMS: GenerateDataKey times out, and the envelope reports the KMS dependency', async () => {
     const client = createKmsClient({
@@ -99,5 +99,5 @@ describe.each([
     } finally {
       client.destroy();
     }
-  }, 60_000);
+  });
 });

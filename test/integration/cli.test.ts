@@ -62,7 +62,7 @@ describe('vault: usage and exit codes', () => {
       expect({ command, code: run.code }).toEqual({ command, code: 0 });
       expect(run.stdout).toContain(`Usage: vault ${command}`);
     }
-  }, 60_000);
+  });
 
   it.each([
     [['nonsense'], /unknown command 'nonsense'/],
@@ -99,26 +99,26 @@ describe('vault: usage and exit codes', () => {
     expect(JSON.parse(npm.stdout)).toEqual({ sha256: sha('abc-123') });
     // dist/ is current (the global setup built it), so the pre-hook did not rebuild.
     expect(npm.stderr).not.toMatch(/building/);
-  }, 60_000);
+  });
 });
 
 describe('vault hash-token', () => {
   it('prints the hash of a token read from stdin', async () => {
     const out = await runVault(['hash-token'], {}, 'tok-en_1234\n');
     expect(out).toMatchObject({ code: 0, stdout: `${sha('tok-en_1234')}\n` });
-  }, 30_000);
+  });
 
   it('prints the hash of a token given as an argument, with a warning on stderr', async () => {
     const out = await runVault(['hash-token', 'tok-en_1234']);
     expect(out.code).toBe(0);
     expect(out.stdout).toBe(`${sha('tok-en_1234')}\n`);
     expect(out.stderr).toContain('shell history');
-  }, 30_000);
+  });
 
   it('with --name and --role, prints the whole VAULT_API_KEYS entry', async () => {
     const out = await runVault(['hash-token', '--name', 'svc', '--role', 'auditor'], {}, 'tok\n');
     expect(out).toMatchObject({ code: 0, stdout: `svc:auditor:${sha('tok')}\n` });
-  }, 30_000);
+  });
 
   it('refuses a token the vault could never accept (exit 1), without echoing it', async () => {
     const out = await runVault(['hash-token'], {}, 'has space inside\n');
@@ -126,7 +126,7 @@ describe('vault hash-token', () => {
     expect(out.stdout).toBe('');
     expect(out.stderr).toMatch(/hash-token failed: the token must be/);
     expect(out.stderr).not.toContain('has space inside');
-  }, 30_000);
+  });
 
   it('--generate prints a paste-ready name:role:sha256 entry and, apart, the token', async () => {
     const out = await runVault([
@@ -162,7 +162,7 @@ describe('vault hash-token', () => {
     const parsed = JSON.parse(json.stdout) as Record<string, string>;
     expect(parsed).toMatchObject({ name: 'a', role: 'admin', entry: `a:admin:${parsed.sha256}` });
     expect(parsed.sha256).toBe(sha(parsed.token!));
-  }, 30_000);
+  });
 });
 
 describe('vault migrate', () => {
@@ -176,13 +176,13 @@ describe('vault migrate', () => {
     const second = await runVault(['migrate', '--json'], env);
     expect(second.code).toBe(0);
     expect(JSON.parse(second.stdout)).toEqual({ ledger: 'pglite', applied: [], version: LATEST });
-  }, 60_000);
+  });
 
   it('refuses a bad ledger setting with exit 1, naming it', async () => {
     const run = await runVault(['migrate'], { DATABASE_URL: 'mysql://db/vault' });
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/migrate failed: invalid configuration:\n {2}- DATABASE_URL: /);
-  }, 30_000);
+  });
 
   const pgUrl = process.env.TEST_DATABASE_URL;
   (pgUrl ? it : it.skip)(
@@ -235,14 +235,14 @@ describe('vault replay', () => {
       userReference: user,
       details: { previousError: 'x', resumesAt: 'confirm' },
     });
-  }, 60_000);
+  });
 
   it('exits 1 with a message when the user has no FAILED enrollment', async () => {
     const run = await runVault(['replay', 'nobody-here', '--json'], { VAULT_DATA_DIR: dir });
     expect(run.code).toBe(1);
     expect(run.stdout).toBe('');
     expect(run.stderr).toMatch(/replay failed: no FAILED enrollment to replay/);
-  }, 60_000);
+  });
 
   it('exits 1 for a user reference shaped like PII, without echoing it or opening the ledger', async () => {
     const run = await runVault(['replay', 'someone@example.com'], { VAULT_DATA_DIR: dir });
@@ -250,7 +250,7 @@ describe('vault replay', () => {
     expect(run.stderr).toMatch(/replay failed: userReference must be/);
     expect(run.stderr).not.toContain('someone@example.com');
     await expect(stat(path.join(dir, 'ledger'))).rejects.toThrow();
-  }, 30_000);
+  });
 });
 
 describe('vault doctor', () => {
@@ -390,7 +390,7 @@ describe('vault doctor', () => {
     expect(run.stdout).toMatch(/^FAIL {2}config +PORT: must be an integer/m);
     expect(run.stdout).toMatch(/^skip {2}ledger +not checked/m);
     expect(run.stdout).toMatch(/doctor: 1 check\(s\) failed/);
-  }, 30_000);
+  });
 });
 
 describe('vault demo (npm run demo)', () => {

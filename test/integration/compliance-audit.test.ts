@@ -29,7 +29,7 @@ describe.each(vaultLedgerKinds)('audit trail on %s', (name, chooseLedger) => {
     ledger = await chooseLedger();
     vault = await startTestVault(sim, ledger);
     await appendEntries(vault, 'seed', 30);
-  }, 60_000);
+  });
   afterAll(async () => {
     await vault?.stop();
     await ledger?.dispose();

@@ -43,7 +43,7 @@ describe.each(vaultLedgerKinds)('compliance CLI on %s', (_name, chooseLedger) =>
         );
       }
     });
-  }, 60_000);
+  });
   afterAll(async () => {
     await ledger?.dispose();
     await removeDir(dir);

@@ -51,7 +51,7 @@ describe.each(vaultLedgerKinds)('console API on %s', (_name, chooseLedger) => {
     sim = await startTestSimulator();
     ledger = await chooseLedger();
     vault = await startTestVault(sim, ledger, { overrides: { clock } });
-  }, 60_000);
+  });
   afterAll(async () => {
     await vault?.stop();
     await ledger?.dispose();

@@ -42,7 +42,7 @@ describe('erasure with BLOB_STORE=s3', () => {
         AWS_REGION: 'us-east-1',
       },
     });
-  }, 60_000);
+  });
   afterAll(async () => {
     await vault?.stop();
     await ledger?.dispose();

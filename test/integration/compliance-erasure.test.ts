@@ -47,7 +47,7 @@ describe.each(vaultLedgerKinds)('erasure and retention on %s', (_name, chooseLed
     vault = await startTestVault(sim, ledger, {
       overrides: { clock, wrapBlobs: (store) => faultyDeletes(store, faults) },
     });
-  }, 60_000);
+  });
   afterAll(async () => {
     await vault?.stop();
     await ledger?.dispose();

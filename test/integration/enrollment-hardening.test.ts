@@ -412,15 +412,16 @@ describe.each(vaultLedgerKinds)('enrollment hardening on %s', (_name, chooseLedg
 
   describe('replicas (issue 7 #9, test honesty)', () => {
     it('two pipelines with their own worker ids and short leases never repeat a download or a delete', async () => {
-      // Each facemap download takes 1 s. Old batch leasing: one pass claimed all ten, so
-      // the later leases (6 s) ran out while the pass still worked and the other replica
-      // repeated them. Leased one at a time, a step has 6 s: room enough on a busy machine.
+      // Each facemap download takes 3 s. Old batch leasing: one pass claimed all ten, so
+      // the later leases (15 s) ran out while the pass still worked (30 s) and the other
+      // replica repeated them. Leased one at a time, a step has 15 s for a 3 s download:
+      // room enough on a machine busy with other heavy processes (CI saw 6 s run out).
       const ownLedger = await chooseLedger();
       const replicas = await startTestVault(sim, ownLedger, {
         overrides: { jumio: { timeouts: { connectMs: 5000, headersMs: 20_000, bodyMs: 20_000 } } },
       });
       try {
-        await sim.fault({ endpoint: 'facemap', kind: 'slow', delayMs: 1000 });
+        await sim.fault({ endpoint: 'facemap', kind: 'slow', delayMs: 3000 });
         const { container } = replicas;
         const hash = await loadUserReferenceHasher(container.ledger, container.envelope);
         const pipelines = ['replica-a', 'replica-b'].map(
@@ -430,7 +431,7 @@ describe.each(vaultLedgerKinds)('enrollment hardening on %s', (_name, chooseLedg
               {
                 userReferenceField: 'customerId',
                 retry: FAST_RETRY,
-                leaseMs: 6000,
+                leaseMs: 15_000,
                 batchSize: 10,
                 workerId,
               },

@@ -390,7 +390,7 @@ describe.each(vaultLedgerKinds)('enrollment on %s', (_name, chooseLedger) => {
         await down.close();
         await silent.close();
       }
-    }, 60_000);
+    });
 
     it.each([
       [

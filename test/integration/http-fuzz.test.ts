@@ -237,5 +237,5 @@ describe('any request while the stores are healthy', () => {
     );
     // The stores were healthy throughout, and nothing was logged as a vault failure.
     expect(vault.logs.lines.filter((l) => l.includes('"request failed"'))).toEqual([]);
-  }, 60_000);
+  });
 });

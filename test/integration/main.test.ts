@@ -54,7 +54,7 @@ describe('the vault process (npm start)', () => {
     } finally {
       vault.killAll();
     }
-  }, 90_000);
+  });
 
   it.each([
     [{ PORT: 'abc' }, /PORT: must be an integer/],
@@ -83,7 +83,7 @@ describe('the vault process (npm start)', () => {
     } finally {
       busy.close();
     }
-  }, 30_000);
+  });
 
   it('refuses an unreadable key file, naming VAULT_LOCAL_KEY_FILE', async () => {
     const keyFile = path.join(dir, 'master.key');
@@ -92,5 +92,5 @@ describe('the vault process (npm start)', () => {
     const vault = spawnVault({ VAULT_DATA_DIR: dir, VAULT_LOCAL_KEY_FILE: keyFile, PORT: '1' });
     expect(await vault.exited).toBe(1);
     expect(vault.stderr()).toMatch(/cannot start: VAULT_LOCAL_KEY_FILE/);
-  }, 30_000);
+  });
 });

@@ -54,7 +54,7 @@ describe.each(vaultLedgerKinds)('a data directory and its master key on %s', (_n
     // No fresh key was left behind to be mistaken for the real one.
     expect(await exists(keyFile)).toBe(false);
     await writeFile(keyFile, original, { mode: 0o600 });
-  }, 60_000);
+  });
 
   it('names the key file and key id when the key does not decrypt the ledger', async () => {
     const other = randomBytes(32).toString('base64');
@@ -73,11 +73,11 @@ describe.each(vaultLedgerKinds)('a data directory and its master key on %s', (_n
     } finally {
       await writeFile(keyFile, original, { mode: 0o600 });
     }
-  }, 60_000);
+  });
 
   it('starts again with the right key', async () => {
     const vault = await startTestVault(sim, ledger, {}, dir);
     await vault.stop();
     expect(await readFile(keyFile, 'utf8')).toBe(original);
-  }, 60_000);
+  });
 });

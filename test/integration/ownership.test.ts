@@ -90,5 +90,5 @@ describe.each(vaultLedgerKinds)('stored facemaps are bound to their owner on %s'
       contextOf(bob.record),
     );
     expect(sha256(restored)).toBe(bob.facemapSha256);
-  }, 60_000);
+  });
 });

@@ -117,7 +117,7 @@ describe('the embedded ledger data directory is locked to one process', () => {
     } finally {
       await db.close();
     }
-  }, 60_000);
+  });
 
   it('never takes over a lock held from another host', async () => {
     const { writeFile } = await import('node:fs/promises');

@@ -127,7 +127,7 @@ describePg('PostgreSQL roles: a migration role owns the ledger, the vault only w
     } finally {
       await removeDir(dir);
     }
-  }, 60_000);
+  });
 
   it('migrates as the migration role (DATABASE_MIGRATION_URL), then runs as the runtime role', async () => {
     const vault = await startTestVault(
@@ -149,7 +149,7 @@ describePg('PostgreSQL roles: a migration role owns the ledger, the vault only w
       ).rows.map((r) => r.tableowner),
     );
     expect(owners).toEqual([migrationRole]);
-  }, 60_000);
+  });
 
   // On the ledger the previous test migrated.
   it('keeps the runtime role from dropping the trigger, truncating or rewriting the trail', async () => {
@@ -218,7 +218,7 @@ describePg('PostgreSQL roles: a migration role owns the ledger, the vault only w
       );
       expect(rows.map((r) => r.usename)).toEqual([runtimeRole]);
     });
-  }, 60_000);
+  });
 
   it('splits the roles of a ledger migrated before, when the file is run again', async () => {
     const old = await createPostgresDatabase(adminUrl!);

@@ -72,7 +72,7 @@ describe('role matrix', () => {
     declared = Object.entries(doc.paths)
       .filter(([path]) => path.startsWith('/v1/'))
       .flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
-  }, 60_000);
+  });
   afterAll(async () => {
     await vault?.stop();
     await ledger?.dispose();

@@ -62,5 +62,5 @@ describe('npm run simulator (src/simulator/main.ts)', () => {
     } finally {
       child.kill('SIGKILL');
     }
-  }, 30_000);
+  });
 });
