@@ -127,6 +127,12 @@ export function runVault(
   return runCommand(process.execPath, [VAULT_CLI, ...args], env, stdin);
 }
 
+/**
+ * How long a test waits for a fresh vault process to be ready: its first start runs
+ * initdb in WebAssembly, which took over 60 s on a 2-core machine at load 14.
+ */
+export const VAULT_START_MS = 150_000;
+
 export async function waitFor<T>(
   probe: () => Promise<T | undefined>,
   timeoutMs = 20_000,

@@ -6,6 +6,7 @@ import {
   isListening,
   runVault,
   spawnNpmStart,
+  VAULT_START_MS,
   waitFor,
   type VaultProcess,
 } from '../helpers/process';
@@ -34,7 +35,7 @@ describe('stopping the vault under npm start', () => {
     waitFor(async () => {
       const match = /"simulator":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(vault.stdout());
       return match ? Number(match[1]) : undefined;
-    }, 60_000);
+    }, VAULT_START_MS);
 
   async function start(): Promise<{ vault: VaultProcess; port: number }> {
     const port = await freePort();
@@ -62,7 +63,7 @@ describe('stopping the vault under npm start', () => {
       await waitFor(async () => {
         const res = await fetch(`http://127.0.0.1:${port}/readyz`);
         return res.status === 200 ? true : undefined;
-      }, 90_000);
+      }, VAULT_START_MS);
       const simulatorPort = await simulatorPortOf(vault);
       expect(await isListening(simulatorPort)).toBe(true);
 
@@ -74,26 +75,30 @@ describe('stopping the vault under npm start', () => {
       expect(await isListening(port)).toBe(false);
       expect(await isListening(simulatorPort)).toBe(false);
     },
-    120_000,
+    2 * VAULT_START_MS,
   );
 
-  it('SIGTERM during start-up: stops before serving, exits 0, nothing listens, the ledger is intact', async () => {
-    const { vault, port } = await start();
-    // The simulator is up and the ledger is being created next (PGlite: seconds).
-    const simulatorPort = await simulatorPortOf(vault);
-    vault.child.kill('SIGTERM');
-    expect(await exitWithin(vault)).toBe(0);
-    expect(vault.stdout()).toContain('"msg":"stopped during start-up"');
-    expect(vault.stdout()).not.toContain('facemap vault listening');
-    expect(await isListening(port)).toBe(false);
-    expect(await isListening(simulatorPort)).toBe(false);
+  it(
+    'SIGTERM during start-up: stops before serving, exits 0, nothing listens, the ledger is intact',
+    async () => {
+      const { vault, port } = await start();
+      // The simulator is up and the ledger is being created next (PGlite: seconds).
+      const simulatorPort = await simulatorPortOf(vault);
+      vault.child.kill('SIGTERM');
+      expect(await exitWithin(vault)).toBe(0);
+      expect(vault.stdout()).toContain('"msg":"stopped during start-up"');
+      expect(vault.stdout()).not.toContain('facemap vault listening');
+      expect(await isListening(port)).toBe(false);
+      expect(await isListening(simulatorPort)).toBe(false);
 
-    // Whatever start-up had begun was finished and closed: the ledger opens and migrates.
-    const migrate = await runVault(['migrate', '--json'], {
-      VAULT_DATA_DIR: path.join(dir, 'data'),
-    });
-    expect(migrate.stderr).toBe('');
-    expect(migrate.code).toBe(0);
-    expect(JSON.parse(migrate.stdout)).toMatchObject({ ledger: 'pglite' });
-  }, 120_000);
+      // Whatever start-up had begun was finished and closed: the ledger opens and migrates.
+      const migrate = await runVault(['migrate', '--json'], {
+        VAULT_DATA_DIR: path.join(dir, 'data'),
+      });
+      expect(migrate.stderr).toBe('');
+      expect(migrate.code).toBe(0);
+      expect(JSON.parse(migrate.stdout)).toMatchObject({ ledger: 'pglite' });
+    },
+    2 * VAULT_START_MS,
+  );
 });
