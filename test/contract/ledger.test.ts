@@ -636,6 +636,56 @@ describe.each(testDatabaseKinds)('Enrollment repository on %s', (_name, create) 
       }
       expect(claimed).toEqual([due.authenticationReference]);
     });
+
+    // PostgreSQL only: PGlite has one connection, so its transactions never interleave.
+    (_name === 'postgres' ? it : it.skip)(
+      'an authentication written twice after the audit chain head does not deadlock with a locked enrollment',
+      async () => {
+        // Updating a row this transaction already wrote re-checks its foreign key, which
+        // locks the enrollment row (KEY SHARE) after the chain head. With enrollments
+        // locked FOR UPDATE that waited on a transaction holding the enrollment and waiting
+        // for the head: PostgreSQL reported a deadlock (the bench's 50 concurrent initiates).
+        const e = ref();
+        await insert(e);
+        const a = authenticationOf(e, t0);
+        await add(a, t0);
+        let enrollmentLocked!: () => void;
+        const locked = new Promise<void>((r) => (enrollmentLocked = r));
+        let headTaken!: () => void;
+        const head = new Promise<void>((r) => (headTaken = r));
+        const holder = ledger.transaction(async (tx) => {
+          await tx.enrollments.get(e, { forUpdate: true });
+          enrollmentLocked();
+          await head;
+          await tx.audit.append({
+            type: 'test.holder',
+            actor: 'system',
+            enrollmentReference: e,
+            details: {},
+          });
+        });
+        await locked;
+        const worker = ledger.transaction(async (tx) => {
+          await tx.authentications.update(a.authenticationReference, { state: 'EXPIRED' }, t0);
+          await tx.audit.append({
+            type: 'test.worker',
+            actor: 'system',
+            enrollmentReference: e,
+            details: {},
+          });
+          headTaken();
+          // Let the holder queue on the chain head first.
+          await new Promise((r) => setTimeout(r, 300));
+          await tx.queues.settle(
+            'authentications',
+            a.authenticationReference,
+            { attempts: 1, nextAttemptAt: null, lastError: null },
+            t0,
+          );
+        });
+        await expect(Promise.all([holder, worker])).resolves.toBeDefined();
+      },
+    );
   });
 
   describe('idempotency keys', () => {

@@ -51,6 +51,15 @@ import { entryHash, normaliseDetails } from '../../core/compliance/chain';
 import { DependencyError } from '../../core/errors';
 import type { SqlClient, SqlDatabase } from './sql';
 
+/**
+ * How a transaction locks a row it will change. Not FOR UPDATE: that also blocks the KEY
+ * SHARE lock a foreign key check takes on the referenced row (an authentication written
+ * twice in one transaction re-checks its enrollment), and a transaction holding the audit
+ * chain head then deadlocked with one holding the enrollment and waiting for the head.
+ * No key is ever updated, so NO KEY UPDATE serialises writers just the same.
+ */
+const ROW_LOCK = ' FOR NO KEY UPDATE';
+
 interface AuditRow {
   id: string | number;
   at: Date;
@@ -360,7 +369,7 @@ class SqlEnrollmentRepository implements EnrollmentRepository {
 
   async get(ref: string, options: { forUpdate?: boolean } = {}): Promise<EnrollmentRecord | null> {
     const { rows } = await this.sql.query<Record<string, unknown>>(
-      `SELECT * FROM enrollments WHERE enrollment_reference = $1${options.forUpdate ? ' FOR UPDATE' : ''}`,
+      `SELECT * FROM enrollments WHERE enrollment_reference = $1${options.forUpdate ? ROW_LOCK : ''}`,
       [ref],
     );
     return rows[0] ? toEnrollment(rows[0]) : null;
@@ -380,7 +389,7 @@ class SqlEnrollmentRepository implements EnrollmentRepository {
     options: { forUpdate?: boolean } = {},
   ): Promise<EnrollmentRecord | null> {
     const { rows } = await this.sql.query<Record<string, unknown>>(
-      `SELECT * FROM enrollments WHERE user_reference = $1 AND state = 'ACTIVE'${options.forUpdate ? ' FOR UPDATE' : ''}`,
+      `SELECT * FROM enrollments WHERE user_reference = $1 AND state = 'ACTIVE'${options.forUpdate ? ROW_LOCK : ''}`,
       [userReference],
     );
     return rows[0] ? toEnrollment(rows[0]) : null;
@@ -635,7 +644,7 @@ class SqlAuthenticationRepository implements AuthenticationRepository {
     options: { forUpdate?: boolean } = {},
   ): Promise<AuthenticationRecord | null> {
     const { rows } = await this.sql.query<Record<string, unknown>>(
-      `SELECT * FROM authentications WHERE authentication_reference = $1${options.forUpdate ? ' FOR UPDATE' : ''}`,
+      `SELECT * FROM authentications WHERE authentication_reference = $1${options.forUpdate ? ROW_LOCK : ''}`,
       [ref],
     );
     return rows[0] ? toAuthentication(rows[0]) : null;
@@ -660,8 +669,7 @@ class SqlAuthenticationRepository implements AuthenticationRepository {
     const { rows } = await this.sql.query<Record<string, unknown>>(
       `SELECT * FROM authentications
         WHERE enrollment_reference = $1 AND state = 'INITIATED' AND expires_at > $2
-        ORDER BY created_at, authentication_reference
-        FOR UPDATE`,
+        ORDER BY created_at, authentication_reference${ROW_LOCK}`,
       [enrollmentReference, now],
     );
     return rows.map(toAuthentication);
@@ -822,7 +830,7 @@ class SqlNotificationRepository implements NotificationRepository {
 
   async get(id: string, options: { forUpdate?: boolean } = {}) {
     const { rows } = await this.sql.query<Record<string, unknown>>(
-      `SELECT * FROM notifications WHERE id = $1${options.forUpdate ? ' FOR UPDATE' : ''}`,
+      `SELECT * FROM notifications WHERE id = $1${options.forUpdate ? ROW_LOCK : ''}`,
       [id],
     );
     return rows[0] ? toNotification(rows[0]) : null;
@@ -887,7 +895,7 @@ class SqlVaultKeyRepository implements VaultKeyRepository {
 
   async get(name: string, options: { forUpdate?: boolean } = {}): Promise<VaultKeyRecord | null> {
     const { rows } = await this.sql.query<VaultKeyRow>(
-      `SELECT * FROM vault_keys WHERE name = $1${options.forUpdate ? ' FOR UPDATE' : ''}`,
+      `SELECT * FROM vault_keys WHERE name = $1${options.forUpdate ? ROW_LOCK : ''}`,
       [name],
     );
     return rows[0] ? toVaultKey(rows[0]) : null;
@@ -960,7 +968,7 @@ class SqlQueueRepository implements QueueRepository {
   async holds(queue: QueueName, keyValue: string, owner: string): Promise<boolean> {
     const { table, key } = QUEUE_TABLES[queue];
     const { rows } = await this.sql.query<{ lease_owner: string | null }>(
-      `SELECT lease_owner FROM ${table} WHERE ${key} = $1 FOR UPDATE`,
+      `SELECT lease_owner FROM ${table} WHERE ${key} = $1${ROW_LOCK}`,
       [keyValue],
     );
     return rows[0]?.lease_owner === owner;
@@ -1279,7 +1287,7 @@ class SqlLegalHoldRepository implements LegalHoldRepository {
 
   async get(userReference: string, options: { forUpdate?: boolean } = {}) {
     const { rows } = await this.sql.query<LegalHoldRow>(
-      `SELECT * FROM legal_holds WHERE user_reference = $1${options.forUpdate ? ' FOR UPDATE' : ''}`,
+      `SELECT * FROM legal_holds WHERE user_reference = $1${options.forUpdate ? ROW_LOCK : ''}`,
       [userReference],
     );
     return rows[0] ? toLegalHold(rows[0]) : null;
@@ -1441,7 +1449,7 @@ export class LockOrderError extends Error {
  * The chain head is locked by a transaction's first audit entry until it commits, so every
  * other row lock must come before it: a transaction that locks a row after the head waits
  * for that row while holding the head, and deadlocks with one that holds the row and waits
- * for the head. This wrapper sees `FOR UPDATE` after the head and refuses it in tests
+ * for the head. This wrapper sees a row lock after the head and refuses it in tests
  * (NODE_ENV=test, which jest sets) so an ordering slip fails there; in production it lets
  * the query run (PostgreSQL breaks a real deadlock and the work is retried).
  */
@@ -1452,7 +1460,7 @@ function lockOrderGuard(sql: SqlClient): SqlClient {
   const strict = process.env.NODE_ENV === 'test';
   return {
     async query<R>(text: string, params?: unknown[]) {
-      if (/FOR UPDATE/i.test(text)) {
+      if (/FOR (NO KEY )?UPDATE/i.test(text)) {
         const lock = `${text}\u0000${JSON.stringify(params ?? [])}`;
         if (/FROM audit_chain_head/i.test(text)) headHeld = true;
         else if (!headHeld) held.add(lock);
