@@ -1,0 +1,166 @@
+/**
+ * `npm run bench`: every benchmark scenario of the vault, each against its baseline in the
+ * same run, written to bench/results.json and rendered to bench/RESULTS.md.
+ *
+ *   npm run bench                          every scenario, full size (about 20 minutes)
+ *   npm run bench -- --quick               small counts (CI: proves the harness works)
+ *   npm run bench -- --only envelope,export-inventory
+ *   npm run bench -- --list                the scenario ids
+ *   options: --seconds <n> (each load phase), --database-url <url> (PostgreSQL admin URL,
+ *   default BENCH_DATABASE_URL or postgres://postgres@127.0.0.1:5432/test), --out <dir>
+ *   (default bench/), --no-write (print only).
+ *
+ * A quick run writes to bench/quick/ unless --out is given, so that the committed full
+ * figures are not overwritten by CI.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { auditAppend } from './audit-chain';
+import { callbackAck, callbackStalled } from './callbacks';
+import { endToEnd } from './end-to-end';
+import { envelope } from './envelope';
+import { exportInventory, verifyAudit } from './compliance';
+import { initiateOverhead } from './initiate';
+import { ROOT, type BenchOptions, type ScenarioResult } from './lib';
+import { renderMarkdown } from './report';
+
+const SCENARIOS: Record<string, (o: BenchOptions) => Promise<ScenarioResult>> = {
+  'callback-ack-pglite': (o) => callbackAck('pglite', o),
+  'callback-ack-postgres': (o) => callbackAck('postgres', o),
+  'callback-stalled': callbackStalled,
+  'end-to-end': endToEnd,
+  'initiate-overhead': initiateOverhead,
+  envelope,
+  'export-inventory': exportInventory,
+  'verify-audit': verifyAudit,
+  'audit-append': auditAppend,
+};
+
+function machine() {
+  const git = (args: string[]) => {
+    try {
+      return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
+    } catch {
+      return 'unknown';
+    }
+  };
+  const cpus = os.cpus();
+  return {
+    cpu: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    ramGb: Math.round(os.totalmem() / 1024 ** 3),
+    node: process.version,
+    os: `${os.type()} ${os.release()}`,
+    postgres: (() => {
+      try {
+        return execFileSync('psql', ['--version'], { encoding: 'utf8' }).trim();
+      } catch {
+        return 'unknown';
+      }
+    })(),
+    commit: git(['rev-parse', '--short', 'HEAD']),
+    dirty: git(['status', '--porcelain', '--untracked-files=no']) !== '',
+    loadAverageAtStart: os.loadavg().map((n) => Math.round(n * 100) / 100),
+  };
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      list: { type: 'boolean', default: false },
+      seconds: { type: 'string' },
+      'database-url': { type: 'string' },
+      out: { type: 'string' },
+      'no-write': { type: 'boolean', default: false },
+    },
+  });
+  if (values.list) {
+    console.log(Object.keys(SCENARIOS).join('\n'));
+    return;
+  }
+  const only = values.only
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const unknown = only?.filter((id) => !SCENARIOS[id]) ?? [];
+  if (unknown.length > 0) {
+    throw new Error(`unknown scenario ${unknown.join(', ')}; --list shows them`);
+  }
+  const seconds = values.seconds === undefined ? undefined : Number(values.seconds);
+  if (seconds !== undefined && !(seconds > 0))
+    throw new Error('--seconds must be a positive number');
+  const options: BenchOptions = {
+    quick: values.quick,
+    databaseUrl:
+      values['database-url'] ??
+      process.env.BENCH_DATABASE_URL ??
+      'postgres://postgres@127.0.0.1:5432/test',
+    ...(seconds !== undefined ? { seconds } : {}),
+  };
+
+  // The scenarios run the built vault: compile dist/ when it is stale.
+  const built = spawnSync(process.execPath, [path.join(ROOT, 'scripts/ensure-built.mjs')], {
+    stdio: 'inherit',
+  });
+  if (built.status !== 0) throw new Error('build failed');
+
+  const started = new Date();
+  const info = machine();
+  console.log(
+    `bench: ${info.cpu}, ${info.cores} cores, ${info.ramGb} GB, Node ${info.node}, ` +
+      `commit ${info.commit}, load ${info.loadAverageAtStart.join(' ')}${options.quick ? ', quick' : ''}`,
+  );
+  const results: ScenarioResult[] = [];
+  for (const [id, run] of Object.entries(SCENARIOS)) {
+    if (only && !only.includes(id)) continue;
+    const t0 = Date.now();
+    console.log(`\n== ${id}`);
+    let result: ScenarioResult;
+    try {
+      result = await run(options);
+    } catch (error) {
+      console.error(error);
+      result = { id, title: id, method: '', rows: [], targets: [], error: String(error) };
+      process.exitCode = 1;
+    }
+    result.seconds = Math.round((Date.now() - t0) / 100) / 10;
+    result.loadAverage = os.loadavg().map((n) => Math.round(n * 100) / 100);
+    console.table(result.rows);
+    for (const t of result.targets) {
+      console.log(`  ${t.met ? 'met    ' : 'MISSED '} ${t.target}: ${t.measured}`);
+    }
+    results.push(result);
+  }
+  const report = {
+    date: started.toISOString(),
+    quick: options.quick,
+    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+    machine: { ...info, loadAverageAtEnd: os.loadavg().map((n) => Math.round(n * 100) / 100) },
+    totalSeconds: Math.round((Date.now() - started.getTime()) / 1000),
+    scenarios: results,
+  };
+  if (values['no-write']) return;
+  const out = path.resolve(values.out ?? path.join(ROOT, options.quick ? 'bench/quick' : 'bench'));
+  mkdirSync(out, { recursive: true });
+  writeFileSync(path.join(out, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
+  let notes = '';
+  try {
+    notes = readFileSync(path.join(ROOT, 'bench/NOTES.md'), 'utf8');
+  } catch {
+    // no notes
+  }
+  writeFileSync(path.join(out, 'RESULTS.md'), renderMarkdown(report, notes));
+  console.log(
+    `\nwrote ${path.relative(ROOT, out)}/results.json and RESULTS.md (${report.totalSeconds} s)`,
+  );
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
