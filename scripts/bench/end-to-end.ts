@@ -15,6 +15,7 @@ import {
   using,
   type BenchOptions,
   type Row,
+  type RunningVault,
   type ScenarioResult,
 } from './lib';
 
@@ -27,12 +28,14 @@ async function onboard(options: BenchOptions, count: number, processes: number, 
     defer(db.drop);
     const refs = await createScans(sim.url, count);
     const template = callbackTemplate(sim.url);
-    const vaults = [];
+    const vaults: RunningVault[] = [];
     for (let i = 0; i < processes; i++) {
-      // One at a time: the first one migrates the database.
+      // One at a time: the first one migrates the database. They share its data directory
+      // (the fs blob store and the local key), as replicas share a bucket and a KMS key.
       const vault = await startVault({
         sim,
         databaseUrl: db.url,
+        ...(vaults[0] ? { dataDir: vaults[0].dataDir } : {}),
         env: { WORKER_CONCURRENCY: String(workers), ENROLLMENT_WORKER_INTERVAL_MS: '100' },
       });
       defer(vault.stop);

@@ -20,7 +20,6 @@ import {
   freePort,
   ROOT,
   runVault,
-  spawnVault,
   waitFor,
   type CliRun,
   type VaultProcess,
@@ -240,8 +239,12 @@ export async function startBareExpress(): Promise<Running> {
   return { url, pid: p.child.pid!, stop: () => stopProcess(p) };
 }
 
-function spawnNode(file: string, env: Record<string, string>): VaultProcess {
-  const child = spawn(process.execPath, [file], {
+function spawnNode(
+  file: string,
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+): VaultProcess {
+  const child = spawn(process.execPath, [...nodeArgs, file], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -277,6 +280,8 @@ export interface VaultSettings {
 
 export interface RunningVault extends Running {
   dataDir: string;
+  /** The tail of its log (stdout and stderr). */
+  logs(): string;
 }
 
 /**
@@ -288,27 +293,36 @@ export async function startVault(settings: VaultSettings): Promise<RunningVault>
   const dataDir = settings.dataDir ?? (await mkdtemp(path.join(tmpdir(), 'vault-bench-')));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const p = spawnVault({
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    METRICS_PORT: '0',
-    LOG_LEVEL: 'warn',
-    VAULT_DATA_DIR: dataDir,
-    VAULT_PUBLIC_URL: url,
-    VAULT_API_KEYS: API_KEYS,
-    JUMIO_BASE_URL: settings.sim.url,
-    JUMIO_API_TOKEN: SIM_CREDENTIALS.apiToken,
-    JUMIO_API_SECRET: SIM_CREDENTIALS.apiSecret,
-    JUMIO_USER_AGENT: USER_AGENT,
-    JUMIO_CALLBACK_ALLOWED_CIDRS: '127.0.0.1/32',
-    ...(settings.databaseUrl ? { DATABASE_URL: settings.databaseUrl } : {}),
-    ...settings.env,
-  });
+  // --cpu-prof <dir> of the harness (BENCH_CPU_PROF): a V8 CPU profile per vault process.
+  const profile = process.env.BENCH_CPU_PROF
+    ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_CPU_PROF)}`]
+    : [];
+  const p = spawnNode(
+    path.join(ROOT, 'dist/src/main.js'),
+    {
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      METRICS_PORT: '0',
+      LOG_LEVEL: 'warn',
+      VAULT_DATA_DIR: dataDir,
+      VAULT_PUBLIC_URL: url,
+      VAULT_API_KEYS: API_KEYS,
+      JUMIO_BASE_URL: settings.sim.url,
+      JUMIO_API_TOKEN: SIM_CREDENTIALS.apiToken,
+      JUMIO_API_SECRET: SIM_CREDENTIALS.apiSecret,
+      JUMIO_USER_AGENT: USER_AGENT,
+      JUMIO_CALLBACK_ALLOWED_CIDRS: '127.0.0.1/32',
+      ...(settings.databaseUrl ? { DATABASE_URL: settings.databaseUrl } : {}),
+      ...settings.env,
+    },
+    profile,
+  );
   await waitHttp(`${url}/readyz`, 'vault', p, 180_000);
   return {
     url,
     pid: p.child.pid!,
     dataDir,
+    logs: () => `${p.stdout()}${p.stderr()}`,
     async stop() {
       await stopProcess(p);
       if (!settings.dataDir) await rm(dataDir, { recursive: true, force: true });

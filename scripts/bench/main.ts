@@ -8,7 +8,8 @@
  *   npm run bench -- --list                the scenario ids
  *   options: --seconds <n> (each load phase), --database-url <url> (PostgreSQL admin URL,
  *   default BENCH_DATABASE_URL or postgres://postgres@127.0.0.1:5432/test), --out <dir>
- *   (default bench/), --no-write (print only).
+ *   (default bench/), --no-write (print only), --cpu-prof <dir> (a V8 CPU profile of every
+ *   vault process, written when it stops).
  *
  * A quick run writes to bench/quick/ unless --out is given, so that the committed full
  * figures are not overwritten by CI.
@@ -77,8 +78,10 @@ async function main() {
       'database-url': { type: 'string' },
       out: { type: 'string' },
       'no-write': { type: 'boolean', default: false },
+      'cpu-prof': { type: 'string' },
     },
   });
+  if (values['cpu-prof']) process.env.BENCH_CPU_PROF = values['cpu-prof'];
   if (values.list) {
     console.log(Object.keys(SCENARIOS).join('\n'));
     return;
