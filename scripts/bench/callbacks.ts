@@ -129,7 +129,8 @@ export async function callbackAck(
 export async function callbackStalled(options: BenchOptions): Promise<ScenarioResult> {
   const windows = options.quick ? 3 : 6;
   const windowSeconds = options.seconds ?? (options.quick ? 1 : 10);
-  const rate = 100;
+  // Below what the vault sustains on this shared 2-core machine: latency, not saturation.
+  const rate = 50;
   const connections = 16;
   return using(async (defer) => {
     const sim = await startSimulatorProcess();

@@ -126,6 +126,9 @@ export async function load(options: LoadOptions): Promise<LoadResult> {
   });
   const elapsed = result.duration || 1;
   const requests = result.requests.total;
+  if (requests === 0) {
+    throw new Error(`no request to ${options.url} was answered (${result.errors} errors)`);
+  }
   return {
     requestsPerSecond: requests / elapsed,
     p50Ms: result.latency.p50,

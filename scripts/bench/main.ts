@@ -9,7 +9,8 @@
  *   options: --seconds <n> (each load phase), --database-url <url> (PostgreSQL admin URL,
  *   default BENCH_DATABASE_URL or postgres://postgres@127.0.0.1:5432/test), --out <dir>
  *   (default bench/), --no-write (print only), --cpu-prof <dir> (a V8 CPU profile of every
- *   vault process, written when it stops).
+ *   vault process, written when it stops), --render (RESULTS.md again from results.json and
+ *   bench/NOTES.md, without measuring).
  *
  * A quick run writes to bench/quick/ unless --out is given, so that the committed full
  * figures are not overwritten by CI.
@@ -19,6 +20,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import * as prettier from 'prettier';
 import { auditAppend } from './audit-chain';
 import { callbackAck, callbackStalled } from './callbacks';
 import { endToEnd } from './end-to-end';
@@ -26,7 +28,7 @@ import { envelope } from './envelope';
 import { exportInventory, verifyAudit } from './compliance';
 import { initiateOverhead } from './initiate';
 import { ROOT, type BenchOptions, type ScenarioResult } from './lib';
-import { renderMarkdown } from './report';
+import { renderMarkdown, type Report } from './report';
 
 const SCENARIOS: Record<string, (o: BenchOptions) => Promise<ScenarioResult>> = {
   'callback-ack-pglite': (o) => callbackAck('pglite', o),
@@ -68,6 +70,21 @@ function machine() {
   };
 }
 
+/** bench/NOTES.md: hand-written explanations (no figures) embedded in RESULTS.md. */
+function readNotes(): string {
+  try {
+    return readFileSync(path.join(ROOT, 'bench/NOTES.md'), 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** RESULTS.md, formatted as `npm run lint` expects it. */
+async function markdown(report: Report): Promise<string> {
+  const options = (await prettier.resolveConfig(path.join(ROOT, 'bench/RESULTS.md'))) ?? {};
+  return prettier.format(renderMarkdown(report, readNotes()), { ...options, parser: 'markdown' });
+}
+
 async function main() {
   const { values } = parseArgs({
     options: {
@@ -79,8 +96,16 @@ async function main() {
       out: { type: 'string' },
       'no-write': { type: 'boolean', default: false },
       'cpu-prof': { type: 'string' },
+      render: { type: 'boolean', default: false },
     },
   });
+  const out = path.resolve(values.out ?? path.join(ROOT, values.quick ? 'bench/quick' : 'bench'));
+  if (values.render) {
+    // Only RESULTS.md again, from results.json and the current notes (no measurement).
+    const report = JSON.parse(readFileSync(path.join(out, 'results.json'), 'utf8')) as Report;
+    writeFileSync(path.join(out, 'RESULTS.md'), await markdown(report));
+    return;
+  }
   if (values['cpu-prof']) process.env.BENCH_CPU_PROF = values['cpu-prof'];
   if (values.list) {
     console.log(Object.keys(SCENARIOS).join('\n'));
@@ -148,16 +173,12 @@ async function main() {
     scenarios: results,
   };
   if (values['no-write']) return;
-  const out = path.resolve(values.out ?? path.join(ROOT, options.quick ? 'bench/quick' : 'bench'));
   mkdirSync(out, { recursive: true });
-  writeFileSync(path.join(out, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
-  let notes = '';
-  try {
-    notes = readFileSync(path.join(ROOT, 'bench/NOTES.md'), 'utf8');
-  } catch {
-    // no notes
-  }
-  writeFileSync(path.join(out, 'RESULTS.md'), renderMarkdown(report, notes));
+  writeFileSync(
+    path.join(out, 'results.json'),
+    await prettier.format(JSON.stringify(report), { parser: 'json' }),
+  );
+  writeFileSync(path.join(out, 'RESULTS.md'), await markdown(report));
   console.log(
     `\nwrote ${path.relative(ROOT, out)}/results.json and RESULTS.md (${report.totalSeconds} s)`,
   );
