@@ -200,7 +200,7 @@ async function run(label: string, db: SqlDatabase, concurrencies: number[], rows
 }
 
 export async function auditAppend(options: BenchOptions): Promise<ScenarioResult> {
-  SECONDS = options.seconds ?? (options.quick ? 0.5 : 3);
+  SECONDS = options.seconds ?? (options.quick ? 0.3 : 3);
   const concurrencies = options.quick ? [1, 8] : [1, 8, 32];
   const rows: Row[] = [];
   const created = await benchDatabase(options.databaseUrl);

@@ -127,7 +127,7 @@ export async function callbackAck(
  * Jumio endpoint hanging (workers stuck in their calls): p99 per time window.
  */
 export async function callbackStalled(options: BenchOptions): Promise<ScenarioResult> {
-  const windows = options.quick ? 3 : 6;
+  const windows = options.quick ? 2 : 6;
   const windowSeconds = options.seconds ?? (options.quick ? 1 : 10);
   // Below what the vault sustains on this shared 2-core machine: latency, not saturation.
   const rate = 50;

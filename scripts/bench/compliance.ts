@@ -93,12 +93,15 @@ export async function exportInventory(options: BenchOptions): Promise<ScenarioRe
     const vaultCli = [path.join(ROOT, 'dist/src/cli/vault.js'), 'inventory', '--format', 'csv'];
     // The fixed cost (process start-up, config, pool, the summary query): an export that
     // matches no row, run after seeding each size; the per-row time is net of it.
-    const fixedMs = async () => {
+    const fixedCost = async () => {
       const runs = [];
       for (let i = 0; i < 2; i++) {
-        runs.push((await timed(process.execPath, [...vaultCli, '--state', 'ERASED'], env)).ms);
+        runs.push(await timed(process.execPath, [...vaultCli, '--state', 'ERASED'], env));
       }
-      return Math.min(...runs);
+      return {
+        ms: Math.min(...runs.map((r) => r.ms)),
+        peakMb: Math.max(...runs.map((r) => r.peakMb)),
+      };
     };
     for (const size of sizes) {
       // ACTIVE enrollments of distinct users, one a second from 2025-01-01.
@@ -129,7 +132,7 @@ export async function exportInventory(options: BenchOptions): Promise<ScenarioRe
         {},
       );
       const vault = await timed(process.execPath, vaultCli, env);
-      const fixed = await fixedMs();
+      const { ms: fixed, peakMb: fixedPeakMb } = await fixedCost();
       peak = Math.max(peak, vault.peakMb);
       const copyUs = (copy.ms * 1000) / size;
       const vaultUs = (Math.max(0, vault.ms - fixed) * 1000) / size;
@@ -156,6 +159,7 @@ export async function exportInventory(options: BenchOptions): Promise<ScenarioRe
           rows: size,
           seconds: round(vault.ms / 1000, 2),
           fixedSeconds: round(fixed / 1000, 2),
+          fixedPeakRssMb: fixedPeakMb,
           usPerRow: round(vaultUs, 2),
           outputMb: round(vault.bytes / 1024 ** 2),
           peakRssMb: vault.peakMb,
@@ -177,7 +181,8 @@ export async function exportInventory(options: BenchOptions): Promise<ScenarioRe
         '(the same SELECT, columns and order) TO STDOUT WITH (FORMAT csv)"`. Peak RSS: VmHWM ' +
         "of the process sampled every 50 ms. The vault's fixed cost (start-up, summary " +
         'query) is measured by the same command with a filter matching no row (best of 2) and ' +
-        'subtracted: µs per row and the ratio (COPY µs per row / vault µs per row) are net of it.',
+        'subtracted: µs per row and the ratio (COPY µs per row / vault µs per row) are net of it; ' +
+        "its peak RSS (no row exported) is shown next to the export's.",
       rows,
       targets: [
         {

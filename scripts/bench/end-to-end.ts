@@ -84,7 +84,7 @@ async function onboard(options: BenchOptions, count: number, processes: number, 
 }
 
 export async function endToEnd(options: BenchOptions): Promise<ScenarioResult> {
-  const count = options.quick ? 100 : 2000;
+  const count = options.quick ? 50 : 2000;
   const workers = 2; // WORKER_CONCURRENCY's default
   const rows: Row[] = [];
   const rates: number[] = [];
