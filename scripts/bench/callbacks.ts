@@ -159,6 +159,7 @@ export async function callbackStalled(options: BenchOptions): Promise<ScenarioRe
         url: `${vault.url}/webhooks/jumio`,
         connections,
         seconds: 1,
+        warmup: true,
         rate,
         headers: FORM,
         body,

@@ -55,6 +55,9 @@ export interface ScenarioResult {
   seconds?: number;
   /** 1, 5 and 15 minute load averages when the scenario ended (the machine is shared). */
   loadAverage?: number[];
+  /** When it started, and the commit measured (scenarios may be re-run with --only). */
+  ranAt?: string;
+  commit?: string;
   error?: string;
 }
 
@@ -90,6 +93,8 @@ export interface LoadOptions {
   body?: (context: Record<string, unknown>) => string | Buffer;
   /** Requests per second over all connections (open loop); unset: as fast as answered. */
   rate?: number;
+  /** A warm-up may end before its first answer; a measured run may not. */
+  warmup?: boolean;
 }
 
 export interface LoadResult {
@@ -99,6 +104,8 @@ export interface LoadResult {
   requests: number;
   non2xx: number;
   errors: number;
+  /** `status: count`, e.g. "201: 600, 503: 5". */
+  statuses: string;
 }
 
 /** One autocannon run; any non-2xx or socket error is reported, not hidden. */
@@ -126,7 +133,7 @@ export async function load(options: LoadOptions): Promise<LoadResult> {
   });
   const elapsed = result.duration || 1;
   const requests = result.requests.total;
-  if (requests === 0) {
+  if (requests === 0 && !options.warmup) {
     throw new Error(`no request to ${options.url} was answered (${result.errors} errors)`);
   }
   return {
@@ -136,6 +143,12 @@ export async function load(options: LoadOptions): Promise<LoadResult> {
     requests,
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
+    statuses: Object.entries(
+      (result as unknown as { statusCodeStats?: Record<string, { count: number }> })
+        .statusCodeStats ?? {},
+    )
+      .map(([status, { count }]) => `${status}: ${count}`)
+      .join(', '),
   };
 }
 
@@ -145,7 +158,9 @@ export async function measuredLoad(
   options: LoadOptions,
   warmupSeconds: number,
 ): Promise<{ row: Row; result: LoadResult }> {
-  if (warmupSeconds > 0) await load({ ...options, seconds: warmupSeconds, amount: undefined });
+  if (warmupSeconds > 0) {
+    await load({ ...options, seconds: warmupSeconds, amount: undefined, warmup: true });
+  }
   const result = await load(options);
   return {
     result,
@@ -157,6 +172,7 @@ export async function measuredLoad(
       p99Ms: round(result.p99Ms, 2),
       requests: result.requests,
       failed: result.non2xx + result.errors,
+      ...(result.non2xx > 0 ? { statuses: result.statuses } : {}),
     },
   };
 }

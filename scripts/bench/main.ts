@@ -158,13 +158,15 @@ async function main() {
     }
     result.seconds = Math.round((Date.now() - t0) / 100) / 10;
     result.loadAverage = os.loadavg().map((n) => Math.round(n * 100) / 100);
+    result.ranAt = new Date(t0).toISOString();
+    result.commit = `${info.commit}${info.dirty ? ' (with uncommitted changes)' : ''}`;
     console.table(result.rows);
     for (const t of result.targets) {
       console.log(`  ${t.met ? 'met    ' : 'MISSED '} ${t.target}: ${t.measured}`);
     }
     results.push(result);
   }
-  const report = {
+  const report: Report = {
     date: started.toISOString(),
     quick: options.quick,
     command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
@@ -174,6 +176,26 @@ async function main() {
   };
   if (values['no-write']) return;
   mkdirSync(out, { recursive: true });
+  // --only replaces those scenarios in an existing results.json and keeps the others (each
+  // scenario records when and on which commit it ran).
+  if (only) {
+    try {
+      const previous = JSON.parse(readFileSync(path.join(out, 'results.json'), 'utf8')) as Report;
+      if (previous.quick === options.quick) {
+        const fresh = new Map(results.map((r) => [r.id, r]));
+        report.scenarios = [
+          ...previous.scenarios.map((r) => fresh.get(r.id) ?? r),
+          ...results.filter((r) => !previous.scenarios.some((p) => p.id === r.id)),
+        ];
+        report.date = previous.date;
+        report.command = previous.command;
+        report.machine = { ...previous.machine, loadAverageAtEnd: report.machine.loadAverageAtEnd };
+        report.totalSeconds = previous.totalSeconds;
+      }
+    } catch {
+      // No previous results: these scenarios alone.
+    }
+  }
   writeFileSync(
     path.join(out, 'results.json'),
     await prettier.format(JSON.stringify(report), { parser: 'json' }),

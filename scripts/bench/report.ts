@@ -98,7 +98,10 @@ export function renderMarkdown(report: Report, notes: string): string {
     out.push(
       `## ${s.title}`,
       '',
-      `\`--only ${s.id}\`, ${s.seconds ?? '?'} s; load average after: ${(s.loadAverage ?? []).join(', ')}`,
+      `\`--only ${s.id}\`: ${s.seconds ?? '?'} s` +
+        (s.ranAt ? `, run at ${s.ranAt}` : '') +
+        (s.commit ? ` on commit ${s.commit}` : '') +
+        `; load average after: ${(s.loadAverage ?? []).join(', ')}`,
       '',
     );
     if (s.method) out.push(s.method, '');
