@@ -1,9 +1,7 @@
 /**
- * Audit chain benchmark: how to give every audit entry its sequence and hash when several
- * vault replicas write at once (issue 9; the choice is explained in sql-ledger.ts).
- *
- *   npx ts-node --transpile-only scripts/bench/audit-chain.ts
- *   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test  (default)  BENCH_SECONDS=3
+ * Audit append scenario of `npm run bench` (`--only audit-append`): how to give every audit
+ * entry its sequence and hash when several vault replicas write at once (issue 9; the
+ * choice is explained in sql-ledger.ts). No target: it records why the head lock was chosen.
  *
  * Each writer runs the vault's shape of transaction: BEGIN, one state change (an UPDATE of
  * a random row), two audit entries, COMMIT. Variants:
@@ -23,9 +21,9 @@ import { PgDatabase } from '../../src/adapters/ledger/pg-database';
 import { PgliteDatabase } from '../../src/adapters/ledger/pglite-database';
 import type { SqlClient, SqlDatabase } from '../../src/adapters/ledger/sql';
 import { entryHash, GENESIS_HASH } from '../../src/core/compliance/chain';
+import { benchDatabase, type BenchOptions, type Row, type ScenarioResult } from './lib';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? '3');
-const URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+let SECONDS = 3;
 const ROWS = 1000;
 const T = `bench_audit_${process.pid}`;
 
@@ -146,7 +144,7 @@ async function reset(db: SqlDatabase) {
   );
 }
 
-async function run(label: string, db: SqlDatabase, concurrencies: number[]) {
+async function run(label: string, db: SqlDatabase, concurrencies: number[], rows: Row[]) {
   await db.exec(SCHEMA);
   try {
     for (const c of concurrencies) {
@@ -161,17 +159,37 @@ async function run(label: string, db: SqlDatabase, concurrencies: number[]) {
       })();
       const c3 = await writers(db, c, plainAppend);
       const stopped = performance.now();
-      const { rows } = await db.query<{ n: string }>(
+      const { rows: unsealed } = await db.query<{ n: string }>(
         `SELECT count(*) AS n FROM ${T}_events e LEFT JOIN ${T}_seals s ON s.event_id = e.id WHERE s.event_id IS NULL`,
       );
       while ((await sealOnce(db)) > 0);
       const catchUpMs = Math.round(performance.now() - stopped);
       sealing = false;
       await sealer;
-      console.log(
-        `${label} concurrency ${String(c).padStart(2)}: baseline ${a.txPerSecond} tx/s | ` +
-          `head lock ${b.txPerSecond} tx/s (${b.deadlocks} deadlocks) | ` +
-          `sealer ${c3.txPerSecond} tx/s, ${rows[0]!.n} unsealed at stop, caught up in ${catchUpMs} ms`,
+      const tx = 'tx/s';
+      rows.push(
+        {
+          case: `${label}, ${c} writers: plain INSERTs`,
+          baseline: true,
+          throughput: a.txPerSecond,
+          unit: tx,
+          ratio: 1,
+        },
+        {
+          case: `${label}, ${c} writers: head lock (chosen)`,
+          throughput: b.txPerSecond,
+          unit: tx,
+          ratio: Math.round((b.txPerSecond / a.txPerSecond) * 100) / 100,
+          deadlocks: b.deadlocks,
+        },
+        {
+          case: `${label}, ${c} writers: sealer`,
+          throughput: c3.txPerSecond,
+          unit: tx,
+          ratio: Math.round((c3.txPerSecond / a.txPerSecond) * 100) / 100,
+          unsealedAtStop: Number(unsealed[0]!.n),
+          catchUpMs,
+        },
       );
     }
   } finally {
@@ -181,23 +199,33 @@ async function run(label: string, db: SqlDatabase, concurrencies: number[]) {
   }
 }
 
-async function main() {
-  console.log(`${SECONDS} s per case; each transaction = 1 UPDATE + 2 audit entries`);
-  const pg = new PgDatabase({ connectionString: URL, max: 40 });
+export async function auditAppend(options: BenchOptions): Promise<ScenarioResult> {
+  SECONDS = options.seconds ?? (options.quick ? 0.3 : 3);
+  const concurrencies = options.quick ? [1, 8] : [1, 8, 32];
+  const rows: Row[] = [];
+  const created = await benchDatabase(options.databaseUrl);
+  const pg = new PgDatabase({ connectionString: created.url, max: 40 });
   try {
-    await run('postgres', pg, [1, 8, 32]);
+    await run('PostgreSQL', pg, concurrencies, rows);
   } finally {
     await pg.close();
+    await created.drop();
   }
   const lite = await PgliteDatabase.open();
   try {
-    await run('pglite  ', lite, [1]);
+    await run('PGlite', lite, [1], rows);
   } finally {
     await lite.close();
   }
+  return {
+    id: 'audit-append',
+    title: 'Audit append: chaining entries under concurrent writers',
+    method:
+      `${SECONDS} s per case; each transaction = 1 UPDATE of a random row + 2 audit entries, ` +
+      'in tables of their own (not the vault schema). Plain INSERTs are the cost floor; the ' +
+      'head lock is what the vault does; the sealer chains committed entries afterwards. ' +
+      'No target: this records the design choice of issue 9.',
+    rows,
+    targets: [],
+  };
 }
-
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exit(1);
-});
