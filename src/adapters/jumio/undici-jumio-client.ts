@@ -212,6 +212,11 @@ export class UndiciJumioClient implements JumioApi {
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
   private readonly initiateSchema: ReturnType<typeof makeInitiateAuthenticationInputSchema>;
+  /**
+   * Jumio's Retry-After binds the whole client, not the one request that got it: no call
+   * leaves before this time (epoch ms), whichever worker or request makes it.
+   */
+  private notBefore = 0;
 
   constructor(options: UndiciJumioClientOptions) {
     let base: URL;
@@ -506,6 +511,12 @@ export class UndiciJumioClient implements JumioApi {
     read: (res: Dispatcher.ResponseData) => Promise<T>,
   ): Promise<T> {
     const { origin, path } = this.target(call.path);
+    const wait = this.notBefore - Date.now();
+    if (wait > 0) {
+      // Longer than we wait in-process: fail without calling, the caller reschedules.
+      if (wait > this.retry.maxDelayMs) throw new JumioRateLimitedError(call.operation, wait);
+      await this.sleep(wait);
+    }
     // One deadline over the whole attempt: connect, headers and every chunk of the body.
     const deadline = AbortSignal.timeout(this.timeouts.totalMs);
     const failure = (err: unknown) =>
@@ -578,6 +589,9 @@ export class UndiciJumioClient implements JumioApi {
     if (rejected) jumioCode = await errorCodeOf(res.body);
     else await drain(res.body);
     const retryAfter = parseRetryAfter(res.headers['retry-after']);
+    if (retryAfter !== null && (status === 429 || status === 503)) {
+      this.notBefore = Math.max(this.notBefore, Date.now() + retryAfter);
+    }
     if (status === 404) return new JumioNotFoundError(operation);
     if (status === 401 || status === 403) return new JumioUnauthorizedError(operation, status);
     if (status === 429) return new JumioRateLimitedError(operation, retryAfter);
