@@ -494,6 +494,12 @@ export class UndiciJumioClient implements JumioApi {
     // The initiate POST is never repeated: a second initiate EXPIREs the first.
     const attempts = call.method === 'POST' ? 1 : this.retry.maxAttempts;
     for (let attempt = 1; ; attempt++) {
+      const wait = this.notBefore - Date.now();
+      if (wait > 0) {
+        // Longer than we wait in-process: fail without calling, the caller reschedules.
+        if (wait > this.retry.maxDelayMs) throw new JumioRateLimitedError(call.operation, wait);
+        await this.sleep(wait);
+      }
       try {
         return await this.once(call, read);
       } catch (err) {
@@ -501,7 +507,8 @@ export class UndiciJumioClient implements JumioApi {
         const retryAfter = retryAfterOf(err);
         // Longer than we wait in-process: surface it so the caller reschedules durably.
         if (retryAfter !== null && retryAfter > this.retry.maxDelayMs) throw err;
-        await this.sleep(retryAfter ?? backoffDelay(attempt, this.retry, this.random));
+        // A Retry-After is waited out by the client-wide gate above.
+        if (retryAfter === null) await this.sleep(backoffDelay(attempt, this.retry, this.random));
       }
     }
   }
@@ -511,12 +518,6 @@ export class UndiciJumioClient implements JumioApi {
     read: (res: Dispatcher.ResponseData) => Promise<T>,
   ): Promise<T> {
     const { origin, path } = this.target(call.path);
-    const wait = this.notBefore - Date.now();
-    if (wait > 0) {
-      // Longer than we wait in-process: fail without calling, the caller reschedules.
-      if (wait > this.retry.maxDelayMs) throw new JumioRateLimitedError(call.operation, wait);
-      await this.sleep(wait);
-    }
     // One deadline over the whole attempt: connect, headers and every chunk of the body.
     const deadline = AbortSignal.timeout(this.timeouts.totalMs);
     const failure = (err: unknown) =>
@@ -589,7 +590,7 @@ export class UndiciJumioClient implements JumioApi {
     if (rejected) jumioCode = await errorCodeOf(res.body);
     else await drain(res.body);
     const retryAfter = parseRetryAfter(res.headers['retry-after']);
-    if (retryAfter !== null && (status === 429 || status === 503)) {
+    if (retryAfter !== null && (status === 429 || status >= 500)) {
       this.notBefore = Math.max(this.notBefore, Date.now() + retryAfter);
     }
     if (status === 404) return new JumioNotFoundError(operation);
