@@ -494,8 +494,11 @@ export class UndiciJumioClient implements JumioApi {
     // The initiate POST is never repeated: a second initiate EXPIREs the first.
     const attempts = call.method === 'POST' ? 1 : this.retry.maxAttempts;
     for (let attempt = 1; ; attempt++) {
-      const wait = this.notBefore - Date.now();
-      if (wait > 0) {
+      // Another answer may move the gate while this call waits: wait again if it did.
+      for (let until = 0; this.notBefore > until;) {
+        until = this.notBefore;
+        const wait = until - Date.now();
+        if (wait <= 0) break;
         // Longer than we wait in-process: fail without calling, the caller reschedules.
         if (wait > this.retry.maxDelayMs) throw new JumioRateLimitedError(call.operation, wait);
         await this.sleep(wait);
