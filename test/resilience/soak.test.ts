@@ -142,9 +142,9 @@ describe('soak', () => {
         const text = await (await fetch(vault.metricsUrl)).text();
         samples.push({
           t: (Date.now() - started) / 60_000,
-          rssMb: metric(text, 'process_resident_memory_bytes') / 2 ** 20,
-          heapMb: metric(text, 'nodejs_heap_size_used_bytes') / 2 ** 20,
-          loopP99Ms: metric(text, 'nodejs_eventloop_lag_p99_seconds') * 1000,
+          rssMb: metric(text, 'vault_process_resident_memory_bytes') / 2 ** 20,
+          heapMb: metric(text, 'vault_nodejs_heap_size_used_bytes') / 2 ** 20,
+          loopP99Ms: metric(text, 'vault_nodejs_eventloop_lag_p99_seconds') * 1000,
         });
       }
     } finally {
