@@ -17,7 +17,7 @@ import {
   startVault,
 } from './harness';
 
-const ONBOARDINGS = 120;
+const ONBOARDINGS = 80;
 const RETRY_AFTER_S = 3;
 /** A call already on its way when the 429 left the simulator may still arrive after it. */
 const IN_FLIGHT_SLACK_MS = 500;

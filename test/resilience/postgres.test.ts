@@ -49,9 +49,9 @@ describe('PostgreSQL away', () => {
 
   it('answers 503 while the ledger is away, says so on /readyz, and recovers without a restart', async () => {
     const started = Date.now();
-    const onboardings = await createOnboardings(stack.sim, 120);
-    const before = onboardings.slice(0, 60);
-    const during = onboardings.slice(60);
+    const onboardings = await createOnboardings(stack.sim, 80);
+    const before = onboardings.slice(0, 40);
+    const during = onboardings.slice(40);
     const pid = vault.process.child.pid;
     const alive = () =>
       vault.process.child.exitCode === null && vault.process.child.signalCode === null;
@@ -65,7 +65,9 @@ describe('PostgreSQL away', () => {
     let downAt = Infinity;
     let upAt = Infinity;
     // Jumio keeps calling back (each attempt logged), and a monitor keeps probing /readyz.
-    const deliveries = pool(during, 4, async (o) => {
+    const deliveries = pool(during, during.length, async (o) => {
+      // Spread over the outage, so that callbacks arrive all through it.
+      await new Promise((r) => setTimeout(r, Math.random() * AWAY_MS));
       for (;;) {
         const sentAt = Date.now();
         const sent = await stack.sim

@@ -43,9 +43,9 @@ describe('S3 away', () => {
 
   it('keeps acknowledging callbacks, loses nothing, and resumes by itself', async () => {
     const started = Date.now();
-    const onboardings = await createOnboardings(stack.sim, 100);
-    const before = onboardings.slice(0, 50);
-    const during = onboardings.slice(50);
+    const onboardings = await createOnboardings(stack.sim, 60);
+    const before = onboardings.slice(0, 30);
+    const during = onboardings.slice(30);
     const deliver = (o: (typeof onboardings)[number]) =>
       deliverUntilAcknowledged(stack.sim, o.scanReference, () => [vault.url]);
     await pool(before, 8, deliver);
