@@ -4,6 +4,8 @@ const config: Config = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
+  // npm run test:resilience (jest.resilience.config.ts): minutes of real processes.
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/resilience/'],
   // Checks the responses each test file's vaults sent against the OpenAPI description.
   setupFilesAfterEnv: ['<rootDir>/test/helpers/conformance-setup.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] },

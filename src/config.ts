@@ -193,8 +193,9 @@ const envSchema = z.object({
   ENROLLMENT_BINDING: oneOf(['none', 'intent'], 'none'),
   ENROLLMENT_WORKER_INTERVAL_MS: int(10, 3_600_000, 1000),
   WORKER_CONCURRENCY: int(1, 64, 2),
-  ORPHAN_SWEEP_INTERVAL_MS: int(60_000, 7 * 24 * 3_600_000, 3_600_000),
-  ORPHAN_SWEEP_GRACE_MS: int(60_000, 7 * 24 * 3_600_000, 3_600_000),
+  WORKER_LEASE_MS: int(2_000, 3_600_000, 300_000),
+  ORPHAN_SWEEP_INTERVAL_MS: int(1_000, 7 * 24 * 3_600_000, 3_600_000),
+  ORPHAN_SWEEP_GRACE_MS: int(1_000, 7 * 24 * 3_600_000, 3_600_000),
   VAULT_API_KEYS: parsedBy(parseApiKeys),
   RETENTION_DAYS: int(1, 36_500, 1095),
   RETENTION_PURGE_INTERVAL_MS: int(60_000, 7 * 24 * 3_600_000, 3_600_000),
@@ -310,6 +311,8 @@ export interface VaultConfig {
   workers: {
     /** Concurrent steps per queue in this process. */
     concurrency: number;
+    /** How long a claimed work row stays this process's (longer than any one step). */
+    leaseMs: number;
     orphanSweepIntervalMs: number;
     orphanSweepGraceMs: number;
   };
@@ -635,6 +638,11 @@ function buildConfig(env: Env, problems: string[]): VaultConfig {
   if (env.HTTP_HEADERS_TIMEOUT_MS > env.HTTP_REQUEST_TIMEOUT_MS) {
     problems.push('HTTP_HEADERS_TIMEOUT_MS: must not exceed HTTP_REQUEST_TIMEOUT_MS');
   }
+  // A store attempt commits only while it holds its lease: the writer of a blob older than
+  // the lease can no longer commit it, the writer of a younger one still may.
+  if (env.ORPHAN_SWEEP_GRACE_MS <= env.WORKER_LEASE_MS) {
+    problems.push('ORPHAN_SWEEP_GRACE_MS: must exceed WORKER_LEASE_MS');
+  }
   const jumio = jumioConfig(env, problems, production);
   const loopbackJumio =
     jumio.mode === 'embedded-simulator' || isLoopbackHttpUrl(new URL(jumio.baseUrl));
@@ -739,6 +747,7 @@ function buildConfig(env: Env, problems: string[]): VaultConfig {
     },
     workers: {
       concurrency: env.WORKER_CONCURRENCY,
+      leaseMs: env.WORKER_LEASE_MS,
       orphanSweepIntervalMs: env.ORPHAN_SWEEP_INTERVAL_MS,
       orphanSweepGraceMs: env.ORPHAN_SWEEP_GRACE_MS,
     },

@@ -554,7 +554,12 @@ export async function buildContainer(
     const stores = new BlobStores(blobs);
     const pipeline = new EnrollmentPipeline(
       { ledger, blobs: stores, envelope, jumio, clock, logger, hashUserReference },
-      { ...intake, observe: metrics.workHooks.observe, ...overrides.pipeline },
+      {
+        ...intake,
+        observe: metrics.workHooks.observe,
+        leaseMs: config.workers.leaseMs,
+        ...overrides.pipeline,
+      },
     );
     const api = overrides.wrapJumio ? overrides.wrapJumio(jumio) : jumio;
     const timeouts = overrides.jumio?.timeouts ?? DEFAULT_JUMIO_TIMEOUTS;
@@ -579,7 +584,7 @@ export async function buildContainer(
         overrides.authentications?.backoff,
       ),
       { ledger, clock, logger },
-      { hooks: metrics.workHooks },
+      { hooks: metrics.workHooks, leaseMs: config.workers.leaseMs },
     );
     let sender: NotificationSender & { close?(): Promise<void> } = {
       // Without a secret no notification can be enqueued (the config requires one for a URL).
@@ -596,7 +601,7 @@ export async function buildContainer(
     const notificationWorker = new Worker(
       new NotificationJob({ sender, clock, logger }, overrides.notifications?.backoff),
       { ledger, clock, logger },
-      { hooks: metrics.workHooks },
+      { hooks: metrics.workHooks, leaseMs: config.workers.leaseMs },
     );
     const signer = await buildAuditSigner(config, logger);
     const cursors = await loadCursorCodec(ledger, envelope);
@@ -608,6 +613,7 @@ export async function buildContainer(
       logger,
       authentications: authentications.settings,
       hooks: metrics.workHooks,
+      leaseMs: config.workers.leaseMs,
     });
     const { retentionDays } = config.compliance;
     const auditTrail = { ledger, blobs: stores, signer, clock, logger };
@@ -633,7 +639,7 @@ export async function buildContainer(
     const schedules = new Worker(
       scheduleJob,
       { ledger, clock, logger },
-      { hooks: metrics.workHooks },
+      { hooks: metrics.workHooks, leaseMs: config.workers.leaseMs },
     );
     metrics.observeLedger(ledger, () => clock.now());
     let loops: Loop[] = [];

@@ -425,6 +425,9 @@ export function facemapPath(scanReference: string): string {
  * nothing else (no query, fragment or credentials). The origin is the client's to check.
  */
 export function isFacemapUrlOf(url: string, scanReference: string): boolean {
+  // The URL parser drops tabs and line breaks and encodes other controls: judge the text
+  // as given, which must be printable ASCII (RFC 3986) to be used or stored at all.
+  if (!ASCII_URL_RE.test(url)) return false;
   try {
     const u = new URL(url);
     return (

@@ -109,6 +109,7 @@ const faultSchema = z.strictObject({
     .max(512 * 1024 * 1024)
     .default(8 * 1024 * 1024),
   contentLength: z.boolean().default(false),
+  probability: z.number().min(0).max(1).default(1),
   times: z.number().int().min(1).optional(),
 });
 
@@ -208,7 +209,7 @@ export const CONTROL_API_SUMMARY = [
   'POST   /__sim/authentications/{ref}/start    mark STARTED (the person opened the journey)',
   'POST   /__sim/authentications/{ref}/complete {result: PASSED|FAILED|INVALID, deliverCallback?} + callback',
   'GET    /__sim/requests | DELETE              request log of Jumio endpoints | clear it',
-  'POST   /__sim/faults | GET | DELETE [/{id}]  inject status/hang/slow/malformed/redirect/oversized',
+  'POST   /__sim/faults | GET | DELETE [/{id}]  inject status/hang/slow/malformed/redirect/oversized/truncated',
   'GET    /__sim/clock | POST {advanceMs|set}   read / move the simulator clock',
   'POST   /__sim/reset                          forget everything',
 ];

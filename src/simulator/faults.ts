@@ -17,6 +17,7 @@ export async function applyFault(
   endpoint: JumioEndpoint,
   req: Request,
   res: Response,
+  ref = '',
 ): Promise<boolean> {
   ctx.logger.info({ fault: fault.id, kind: fault.kind, endpoint }, 'fault injected');
   switch (fault.kind) {
@@ -48,7 +49,26 @@ export async function applyFault(
     case 'oversized':
       oversized(fault, endpoint, res);
       return true;
+    case 'truncated':
+      truncated(ctx, endpoint, ref, res);
+      return true;
   }
+}
+
+/**
+ * The real answer cut short: the first half of the scan's facemap (or of a JSON body),
+ * announced at full length or sent chunked, then the connection drops. A client that
+ * keeps what it received stores half a facemap.
+ */
+function truncated(ctx: SimContext, endpoint: JumioEndpoint, ref: string, res: Response): void {
+  const facemap = endpoint === 'facemap' ? ctx.state.scans.get(ref)?.facemap : undefined;
+  const whole =
+    facemap ?? Buffer.from(JSON.stringify({ scanReference: ref, padding: 'x'.repeat(512) }));
+  res.status(200);
+  res.setHeader('Content-Type', facemap ? 'application/octet-stream' : 'application/json');
+  if (Math.random() < 0.5) res.setHeader('Content-Length', String(whole.length));
+  res.write(whole.subarray(0, Math.floor(whole.length / 2)));
+  setImmediate(() => res.socket?.destroy());
 }
 
 function malformed(endpoint: JumioEndpoint, res: Response): void {

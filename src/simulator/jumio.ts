@@ -139,12 +139,12 @@ export function jumioMiddleware(ctx: SimContext): RequestHandler {
         'Forbidden: the User-Agent header must name your company and application, e.g. "Company App/1.2.3"',
       );
     }
+    const ref = decodeRef(route.pattern.exec(req.path)?.[1] ?? '');
     const fault = ctx.state.takeFault(route.endpoint);
     if (fault) {
       entry.fault = fault.id;
-      if (await applyFault(ctx, fault, route.endpoint, req, res)) return;
+      if (await applyFault(ctx, fault, route.endpoint, req, res, ref)) return;
     }
-    const ref = decodeRef(route.pattern.exec(req.path)?.[1] ?? '');
     try {
       switch (route.endpoint) {
         case 'scanStatus':

@@ -131,6 +131,7 @@ export const FAULT_KINDS = [
   'malformed',
   'redirect',
   'oversized',
+  'truncated',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -144,6 +145,8 @@ export interface Fault {
   location: string;
   bytes: number;
   contentLength: boolean;
+  /** Chance (0-1) that a matching call gets this fault; a call it spares may get the next. */
+  probability: number;
   /** Calls left; null means for good. */
   remaining: number | null;
   hits: number;
@@ -177,10 +180,16 @@ export class SimState {
     return added;
   }
 
-  /** The first fault (in creation order) still armed for this endpoint; counts it down. */
-  takeFault(endpoint: JumioEndpoint): Fault | undefined {
+  /**
+   * The first fault (in creation order) still armed for this endpoint whose dice say so;
+   * counts it down.
+   */
+  takeFault(endpoint: JumioEndpoint, random: () => number = Math.random): Fault | undefined {
     const fault = this.faults.find(
-      (f) => (f.endpoint === '*' || f.endpoint === endpoint) && f.remaining !== 0,
+      (f) =>
+        (f.endpoint === '*' || f.endpoint === endpoint) &&
+        f.remaining !== 0 &&
+        (f.probability >= 1 || random() < f.probability),
     );
     if (!fault) return undefined;
     fault.hits++;

@@ -15,6 +15,10 @@ export interface RunningS3rver {
   bucket: string;
   /** A client for this server (path-style, s3rver's fixed credentials), via the production factory. */
   client(): S3Client;
+  /** Stops the server (SIGKILL), keeping its directory: S3 goes away. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port and directory: S3 comes back. */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -29,7 +33,7 @@ const S3rver = require(process.env.S3RVER_MODULE);
 const server = new S3rver({
   silent: true,
   address: '127.0.0.1',
-  port: 0,
+  port: Number(process.env.S3RVER_PORT || 0),
   directory: process.env.S3RVER_DIRECTORY,
   configureBuckets: [{ name: process.env.S3RVER_BUCKET }],
 });
@@ -63,10 +67,8 @@ function waitForPort(child: ChildProcess): Promise<number> {
   });
 }
 
-/** Starts s3rver on a random loopback port with its data in a fresh temp directory. */
-export async function startS3rver(): Promise<RunningS3rver> {
-  const directory = await mkdtemp(path.join(tmpdir(), 'vault-s3rver-'));
-  const child = spawn(process.execPath, ['--openssl-legacy-provider', '-e', CHILD_SCRIPT], {
+function spawnS3rver(directory: string, port = 0): ChildProcess {
+  return spawn(process.execPath, ['--openssl-legacy-provider', '-e', CHILD_SCRIPT], {
     env: {
       ...process.env,
       // jest's flags are for jest; the child is plain Node.
@@ -74,9 +76,23 @@ export async function startS3rver(): Promise<RunningS3rver> {
       S3RVER_MODULE: require.resolve('s3rver'),
       S3RVER_DIRECTORY: directory,
       S3RVER_BUCKET,
+      S3RVER_PORT: String(port),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+}
+
+async function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill(signal);
+  await exited;
+}
+
+/** Starts s3rver on a random loopback port with its data in a fresh temp directory. */
+export async function startS3rver(): Promise<RunningS3rver> {
+  const directory = await mkdtemp(path.join(tmpdir(), 'vault-s3rver-'));
+  let child = spawnS3rver(directory);
   let port: number;
   try {
     port = await waitForPort(child);
@@ -100,13 +116,17 @@ export async function startS3rver(): Promise<RunningS3rver> {
       clients.push(client);
       return client;
     },
+    async kill() {
+      await stopChild(child, 'SIGKILL');
+    },
+    async restart() {
+      await stopChild(child, 'SIGKILL');
+      child = spawnS3rver(directory, port);
+      await waitForPort(child);
+    },
     async close() {
       for (const client of clients) client.destroy();
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        await exited;
-      }
+      await stopChild(child, 'SIGTERM');
       await rm(directory, { recursive: true, force: true });
     },
   };

@@ -74,6 +74,8 @@ function settings(dir: string, ledger: LedgerChoice, keys: Record<string, string
     FACEMAP_MAX_BYTES: String(MAX),
     VAULT_API_KEYS: API_KEYS,
     ORPHAN_SWEEP_GRACE_MS: '60000',
+    // The grace must exceed the lease (a store attempt commits only while leased).
+    WORKER_LEASE_MS: '30000',
     ...ledger.env,
     ...keys,
   };

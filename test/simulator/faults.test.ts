@@ -109,6 +109,34 @@ describe('Jumio simulator: faults', () => {
     await expect(res.arrayBuffer()).rejects.toThrow();
   });
 
+  it('truncates the real facemap: half of it, then the connection drops', async () => {
+    const { scanReference } = await h.createScan();
+    await fault({ endpoint: 'facemap', kind: 'truncated', times: 4 });
+    for (let i = 0; i < 4; i++) {
+      const res = await h.jumio('GET', `${SCANS}/${scanReference}/data/facemap`);
+      expect(res.status).toBe(200);
+      await expect(res.arrayBuffer()).rejects.toThrow();
+    }
+    expect((await h.jumio('GET', `${SCANS}/${scanReference}/data/facemap`)).status).toBe(200);
+  });
+
+  it('applies a fault to a share of the calls with `probability`', async () => {
+    const { scanReference } = await h.createScan();
+    await fault({ endpoint: 'scanStatus', kind: 'status', status: 500, probability: 0.5 });
+    const statuses: number[] = [];
+    for (let i = 0; i < 60; i++) {
+      statuses.push((await h.jumio('GET', `${SCANS}/${scanReference}`)).status);
+    }
+    // Both outcomes occur (the chance that 60 fair draws agree is 2^-59).
+    expect(new Set(statuses)).toEqual(new Set([200, 500]));
+    const never = await h.control('POST', '/faults', {
+      endpoint: 'scanDetails',
+      kind: 'status',
+      probability: 1.5,
+    });
+    expect(never.status).toBe(400);
+  });
+
   it('redirects to another origin with 302 and never serves the body', async () => {
     const { scanReference } = await h.createScan();
     await fault({

@@ -337,6 +337,27 @@ describe('loadConfig', () => {
     expect(loadConfig({}).audit.denialIntervalMs).toBe(60_000);
   });
 
+  it('reads the worker lease and refuses an orphan sweep grace that does not exceed it', () => {
+    expect(loadConfig({}).workers).toMatchObject({
+      leaseMs: 300_000,
+      orphanSweepIntervalMs: 3_600_000,
+      orphanSweepGraceMs: 3_600_000,
+    });
+    expect(
+      loadConfig({
+        WORKER_LEASE_MS: '4000',
+        ORPHAN_SWEEP_INTERVAL_MS: '2000',
+        ORPHAN_SWEEP_GRACE_MS: '6000',
+      }).workers,
+    ).toMatchObject({ leaseMs: 4000, orphanSweepIntervalMs: 2000, orphanSweepGraceMs: 6000 });
+    expect(problemsOf({ ORPHAN_SWEEP_GRACE_MS: '60000' })).toEqual([
+      'ORPHAN_SWEEP_GRACE_MS: must exceed WORKER_LEASE_MS',
+    ]);
+    expect(problemsOf({ WORKER_LEASE_MS: '500' }).map((p) => p.split(':')[0])).toEqual([
+      'WORKER_LEASE_MS',
+    ]);
+  });
+
   describe('authentication and notification settings', () => {
     const realJumio = {
       JUMIO_REGION: 'EU',

@@ -212,6 +212,11 @@ export class UndiciJumioClient implements JumioApi {
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
   private readonly initiateSchema: ReturnType<typeof makeInitiateAuthenticationInputSchema>;
+  /**
+   * Jumio's Retry-After binds the whole client, not the one request that got it: no call
+   * leaves before this time (epoch ms), whichever worker or request makes it.
+   */
+  private notBefore = 0;
 
   constructor(options: UndiciJumioClientOptions) {
     let base: URL;
@@ -489,6 +494,15 @@ export class UndiciJumioClient implements JumioApi {
     // The initiate POST is never repeated: a second initiate EXPIREs the first.
     const attempts = call.method === 'POST' ? 1 : this.retry.maxAttempts;
     for (let attempt = 1; ; attempt++) {
+      // Another answer may move the gate while this call waits: wait again if it did.
+      for (let until = 0; this.notBefore > until;) {
+        until = this.notBefore;
+        const wait = until - Date.now();
+        if (wait <= 0) break;
+        // Longer than we wait in-process: fail without calling, the caller reschedules.
+        if (wait > this.retry.maxDelayMs) throw new JumioRateLimitedError(call.operation, wait);
+        await this.sleep(wait);
+      }
       try {
         return await this.once(call, read);
       } catch (err) {
@@ -496,7 +510,8 @@ export class UndiciJumioClient implements JumioApi {
         const retryAfter = retryAfterOf(err);
         // Longer than we wait in-process: surface it so the caller reschedules durably.
         if (retryAfter !== null && retryAfter > this.retry.maxDelayMs) throw err;
-        await this.sleep(retryAfter ?? backoffDelay(attempt, this.retry, this.random));
+        // A Retry-After is waited out by the client-wide gate above.
+        if (retryAfter === null) await this.sleep(backoffDelay(attempt, this.retry, this.random));
       }
     }
   }
@@ -578,6 +593,9 @@ export class UndiciJumioClient implements JumioApi {
     if (rejected) jumioCode = await errorCodeOf(res.body);
     else await drain(res.body);
     const retryAfter = parseRetryAfter(res.headers['retry-after']);
+    if (retryAfter !== null && (status === 429 || status >= 500)) {
+      this.notBefore = Math.max(this.notBefore, Date.now() + retryAfter);
+    }
     if (status === 404) return new JumioNotFoundError(operation);
     if (status === 401 || status === 403) return new JumioUnauthorizedError(operation, status);
     if (status === 429) return new JumioRateLimitedError(operation, retryAfter);

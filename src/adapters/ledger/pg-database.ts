@@ -74,6 +74,10 @@ export class PgDatabase implements SqlDatabase {
     // An idle client that loses its connection emits 'error'; without a listener the
     // process would crash. The next checkout gets a fresh connection.
     this.pool.on('error', () => undefined);
+    // A checked-out client has no pool listener: one that loses its connection inside a
+    // transaction, or between two of its statements, emits 'error' too, and that would
+    // crash the process. Its pending and later queries fail, and the transaction discards it.
+    this.pool.on('connect', (client) => client.on('error', () => undefined));
     this.direct = wrap(this.pool);
   }
 

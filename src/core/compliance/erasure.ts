@@ -103,6 +103,8 @@ export interface ErasureDeps {
   /** How cancelled authentications are finalized (deletion at Jumio, notifications). */
   authentications: FinalizePolicy;
   hooks?: WorkHooks;
+  /** How long a claimed erasure stays this worker's (WORKER_LEASE_MS). */
+  leaseMs?: number;
 }
 
 export interface ErasureRequest {
@@ -140,9 +142,10 @@ export class ErasureService implements Job<ErasureRecord> {
   /** Never FAILED: a store that fails is retried for as long as it takes (visibly). */
   readonly backoff: Backoff = { baseMs: 5_000, maxMs: 15 * 60_000, maxAttempts: Infinity };
   private readonly worker: Worker<ErasureRecord>;
-  private readonly leaseMs = 5 * 60_000;
+  private readonly leaseMs: number;
 
   constructor(private readonly deps: ErasureDeps) {
+    this.leaseMs = deps.leaseMs ?? 5 * 60_000;
     this.worker = new Worker(this, deps, { leaseMs: this.leaseMs, hooks: deps.hooks });
   }
 

@@ -55,6 +55,12 @@ export class CallbackFormatError extends Error {
 }
 
 const ENUM_LIKE = /^[A-Z0-9_]{1,64}$/;
+/**
+ * What a URL can be (RFC 3986: printable ASCII, no spaces). Jumio documents at most 255
+ * characters; anything longer, or with control characters (a NUL cannot even be stored in
+ * PostgreSQL text), is not Jumio's and is dropped.
+ */
+const URL_TEXT = /^[\x21-\x7e]{1,2048}$/;
 
 function enumLike(value: string | undefined): string | null {
   const upper = value?.trim().toUpperCase();
@@ -98,8 +104,7 @@ export function parseIdVerificationCallback(
     enrollmentReference,
     verificationStatus: enumLike(status),
     identityVerification,
-    // Jumio documents at most 255 characters; anything longer is not Jumio's.
-    facemapUrl: facemapUrl && facemapUrl.length <= 2048 ? facemapUrl : null,
+    facemapUrl: facemapUrl && URL_TEXT.test(facemapUrl) ? facemapUrl : null,
     userReferenceCandidate: single(fields, userReferenceField),
     scanSource: enumLike(single(fields, 'idScanSource')),
     transactionDate: timestampField(fields, 'transactionDate'),
