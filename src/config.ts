@@ -193,6 +193,8 @@ const envSchema = z.object({
   ENROLLMENT_BINDING: oneOf(['none', 'intent'], 'none'),
   ENROLLMENT_WORKER_INTERVAL_MS: int(10, 3_600_000, 1000),
   WORKER_CONCURRENCY: int(1, 64, 2),
+  CALLBACK_BATCH_MAX: int(1, 1000, 200),
+  CALLBACK_QUEUE_MAX: int(1, 100_000, 2000),
   ORPHAN_SWEEP_INTERVAL_MS: int(60_000, 7 * 24 * 3_600_000, 3_600_000),
   ORPHAN_SWEEP_GRACE_MS: int(60_000, 7 * 24 * 3_600_000, 3_600_000),
   VAULT_API_KEYS: parsedBy(parseApiKeys),
@@ -307,6 +309,8 @@ export interface VaultConfig {
     /** Where the audit digests' signing key lives: never in the database. */
     signing: { kind: 'file'; keyFile: string } | { kind: 'kms'; keyId: string; region: string };
   };
+  /** Group commit of ID verification callbacks (src/core/group-commit.ts). */
+  callbackBatch: { maxBatch: number; maxQueued: number };
   workers: {
     /** Concurrent steps per queue in this process. */
     concurrency: number;
@@ -737,6 +741,7 @@ function buildConfig(env: Env, problems: string[]): VaultConfig {
             ),
           },
     },
+    callbackBatch: { maxBatch: env.CALLBACK_BATCH_MAX, maxQueued: env.CALLBACK_QUEUE_MAX },
     workers: {
       concurrency: env.WORKER_CONCURRENCY,
       orphanSweepIntervalMs: env.ORPHAN_SWEEP_INTERVAL_MS,
