@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { FsBlobStore } from './adapters/blobs/fs-blob-store';
 import { createS3Client, S3BlobStore } from './adapters/blobs/s3-blob-store';
@@ -25,7 +26,7 @@ import {
   Metrics,
 } from './adapters/metrics';
 import { PgDatabase } from './adapters/ledger/pg-database';
-import { PgliteDatabase } from './adapters/ledger/pglite-database';
+import { LEDGER_TEMPLATE, PgliteDatabase } from './adapters/ledger/pglite-database';
 import type { SqlDatabase } from './adapters/ledger/sql';
 import { heldCiphertexts, type HeldCiphertexts, SqlLedger } from './adapters/ledger/sql-ledger';
 import {
@@ -172,7 +173,10 @@ export async function openDatabase(
     });
   }
   await mkdir(config.database.dataDir, { recursive: true, mode: 0o700 });
-  return PgliteDatabase.open(config.database.dataDir);
+  // A new data directory starts from the build's migrated template when there is one.
+  return PgliteDatabase.open(config.database.dataDir, {
+    template: existsSync(LEDGER_TEMPLATE) ? LEDGER_TEMPLATE : undefined,
+  });
 }
 
 /** A URL without user, password, query or fragment (for logs). */
