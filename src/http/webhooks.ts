@@ -112,9 +112,10 @@ function sizeOf(req: Request, err: unknown): number | undefined {
  */
 export function webhookRoutes(deps: WebhookDeps): Router {
   const router = Router();
-  const intake =
-    deps.callbackIntake ??
-    new IntakeBatcher(deps, deps.intake, deps.callbackBatch ?? DEFAULT_CALLBACK_BATCH);
+  // The container's intake, unless this app was given another ledger, clock or options.
+  const intake = deps.callbackIntake?.serves(deps, deps.intake)
+    ? deps.callbackIntake
+    : new IntakeBatcher(deps, deps.intake, deps.callbackBatch ?? DEFAULT_CALLBACK_BATCH);
   const form = express.urlencoded({
     extended: false,
     limit: CALLBACK_BODY_LIMIT,

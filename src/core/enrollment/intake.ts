@@ -177,7 +177,7 @@ export class IntakeBatcher {
   private readonly group: GroupCommit<ReceivedCallback, IntakeResult>;
 
   constructor(
-    deps: IntakeDeps,
+    private readonly deps: IntakeDeps,
     private readonly options: IntakeOptions,
     batch: GroupCommitOptions,
   ) {
@@ -190,6 +190,13 @@ export class IntakeBatcher {
   receive(fields: FormFields, sourceAddress: string | undefined): Promise<IntakeResult> {
     const callback = parseIdVerificationCallback(fields, this.options.userReferenceField);
     return this.group.submit({ callback, sourceAddress });
+  }
+
+  /** Whether this intake commits to exactly these (the same objects). */
+  serves(deps: IntakeDeps, options: IntakeOptions): boolean {
+    return (
+      deps.ledger === this.deps.ledger && deps.clock === this.deps.clock && options === this.options
+    );
   }
 
   /** Callbacks received and not yet answered (waiting for or in a commit). */
