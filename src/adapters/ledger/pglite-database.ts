@@ -83,6 +83,7 @@ export class PgliteDatabase implements SqlDatabase {
   readonly kind = 'pglite';
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  private nextTx = 1;
   /** The tail of the transaction queue: each transaction starts when the previous ended. */
   private turn: Promise<void> = Promise.resolve();
   private exited: Error | undefined;
@@ -176,7 +177,8 @@ export class PgliteDatabase implements SqlDatabase {
     this.turn = new Promise<void>((resolve) => (done = resolve));
     await previous;
     try {
-      const tx = await this.call<number>({ op: 'begin' });
+      // Begun in the thread by its first statement: no round trip of its own.
+      const tx = this.nextTx++;
       let result: T;
       try {
         result = await fn(this.client(tx));

@@ -17,9 +17,9 @@ export interface OpenOptions {
 }
 
 export type Request =
+  /** `tx`: in that transaction; the first statement of one opens it (saves a round trip). */
   | { id: number; op: 'query'; sql: string; params?: unknown[]; tx?: number }
   | { id: number; op: 'exec'; sql: string; tx?: number }
-  | { id: number; op: 'begin' }
   | { id: number; op: 'commit' | 'rollback'; tx: number }
   | { id: number; op: 'close' };
 
@@ -35,8 +35,8 @@ interface OpenTransaction {
 
 const port = parentPort!;
 const options = workerData as OpenOptions;
-let nextTx = 1;
-const transactions = new Map<number, OpenTransaction>();
+/** Open transactions by the main side's id; a promise while PGlite has not begun it yet. */
+const transactions = new Map<number, Promise<OpenTransaction>>();
 
 /** An error as plain data (its class does not cross threads; its fields, e.g. `code`, do). */
 function errorData(error: unknown): Record<string, unknown> {
@@ -57,14 +57,12 @@ async function start(): Promise<PGlite> {
   });
 }
 
-function begin(db: PGlite): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
+function begin(db: PGlite): Promise<OpenTransaction> {
+  return new Promise<OpenTransaction>((resolve, reject) => {
     let finish!: (commit: boolean) => void;
     const decided = new Promise<boolean>((r) => (finish = r));
     const done = db.transaction(async (tx) => {
-      const id = nextTx++;
-      transactions.set(id, { tx, finish, done });
-      resolve(id);
+      resolve({ tx, finish, done });
       // PGlite commits when this resolves and rolls back when it throws.
       if (!(await decided)) throw new Rollback();
     });
@@ -73,14 +71,23 @@ function begin(db: PGlite): Promise<number> {
   });
 }
 
+/** The transaction `id`, begun by its first statement. */
+function transaction(db: PGlite, id: number): Promise<OpenTransaction> {
+  let open = transactions.get(id);
+  if (!open) {
+    open = begin(db);
+    transactions.set(id, open);
+  }
+  return open;
+}
+
 class Rollback extends Error {}
 
 async function handle(db: PGlite, request: Request): Promise<unknown> {
   switch (request.op) {
     case 'query':
     case 'exec': {
-      const client = request.tx === undefined ? db : transactions.get(request.tx)?.tx;
-      if (!client) throw new Error(`no open transaction ${request.tx}`);
+      const client = request.tx === undefined ? db : (await transaction(db, request.tx)).tx;
       if (request.op === 'exec') {
         await client.exec(request.sql);
         return null;
@@ -88,13 +95,13 @@ async function handle(db: PGlite, request: Request): Promise<unknown> {
       const result = await client.query(request.sql, request.params);
       return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
     }
-    case 'begin':
-      return begin(db);
     case 'commit':
     case 'rollback': {
-      const open = transactions.get(request.tx);
-      if (!open) throw new Error(`no open transaction ${request.tx}`);
+      const opening = transactions.get(request.tx);
+      // A transaction that ran no statement was never begun: nothing to end.
+      if (!opening) return null;
       transactions.delete(request.tx);
+      const open = await opening;
       open.finish(request.op === 'commit');
       try {
         await open.done;
