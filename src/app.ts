@@ -2,7 +2,8 @@ import express, { type Express } from 'express';
 import helmet from 'helmet';
 import type { DenialAggregator } from './core/denials';
 import type { AuthenticationService } from './core/authentication/service';
-import type { IntakeOptions } from './core/enrollment/intake';
+import type { IntakeBatcher, IntakeOptions } from './core/enrollment/intake';
+import type { GroupCommitOptions } from './core/group-commit';
 import type { NotificationAdmin } from './core/notifications/outbox';
 import type { Metrics } from './adapters/metrics';
 import type { BlobStore, Clock, Envelope, Ledger, Logger } from './core/ports';
@@ -36,6 +37,10 @@ export interface AppDeps {
   /** Absent in tests that build the app without a container. */
   metrics?: Metrics;
   intake: IntakeOptions;
+  /** Group commit of callbacks; absent: DEFAULT_CALLBACK_BATCH. */
+  callbackBatch?: GroupCommitOptions;
+  /** The callback intake (built from the above when absent). */
+  callbackIntake?: IntakeBatcher;
   apiKeys: ApiKey[];
   callbackAllowlist: CidrAllowlist;
   /** Express `trust proxy`: false (socket address), a hop count, or trusted CIDRs. */

@@ -196,6 +196,8 @@ const envSchema = z.object({
   WORKER_LEASE_MS: int(2_000, 3_600_000, 300_000),
   ORPHAN_SWEEP_INTERVAL_MS: int(1_000, 7 * 24 * 3_600_000, 3_600_000),
   ORPHAN_SWEEP_GRACE_MS: int(1_000, 7 * 24 * 3_600_000, 3_600_000),
+  CALLBACK_BATCH_MAX: int(1, 1000, 200),
+  CALLBACK_QUEUE_MAX: int(1, 100_000, 2000),
   VAULT_API_KEYS: parsedBy(parseApiKeys),
   RETENTION_DAYS: int(1, 36_500, 1095),
   RETENTION_PURGE_INTERVAL_MS: int(60_000, 7 * 24 * 3_600_000, 3_600_000),
@@ -308,6 +310,8 @@ export interface VaultConfig {
     /** Where the audit digests' signing key lives: never in the database. */
     signing: { kind: 'file'; keyFile: string } | { kind: 'kms'; keyId: string; region: string };
   };
+  /** Group commit of ID verification callbacks (src/core/group-commit.ts). */
+  callbackBatch: { maxBatch: number; maxQueued: number };
   workers: {
     /** Concurrent steps per queue in this process. */
     concurrency: number;
@@ -745,6 +749,7 @@ function buildConfig(env: Env, problems: string[]): VaultConfig {
             ),
           },
     },
+    callbackBatch: { maxBatch: env.CALLBACK_BATCH_MAX, maxQueued: env.CALLBACK_QUEUE_MAX },
     workers: {
       concurrency: env.WORKER_CONCURRENCY,
       leaseMs: env.WORKER_LEASE_MS,

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { FsBlobStore } from './adapters/blobs/fs-blob-store';
 import { createS3Client, S3BlobStore } from './adapters/blobs/s3-blob-store';
@@ -25,7 +26,7 @@ import {
   Metrics,
 } from './adapters/metrics';
 import { PgDatabase } from './adapters/ledger/pg-database';
-import { PgliteDatabase } from './adapters/ledger/pglite-database';
+import { LEDGER_TEMPLATE, PgliteDatabase } from './adapters/ledger/pglite-database';
 import type { SqlDatabase } from './adapters/ledger/sql';
 import { heldCiphertexts, type HeldCiphertexts, SqlLedger } from './adapters/ledger/sql-ledger';
 import {
@@ -48,6 +49,7 @@ import { loadUserReferenceHasher, type UserReferenceHasher } from './core/enroll
 import { DecryptionError, VaultError } from './core/errors';
 import { BlobStores } from './core/blobs';
 import { OrphanSweep } from './core/enrollment/orphans';
+import { IntakeBatcher } from './core/enrollment/intake';
 import { ensureKeyProbe, recordVaultKeyIds } from './core/keys/vault-keys';
 import { AuditDigestTask } from './core/compliance/audit-trail';
 import { loadCursorCodec } from './core/compliance/cursor';
@@ -103,6 +105,8 @@ export interface ContainerOverrides {
   jumio?: Pick<UndiciJumioClientOptions, 'timeouts' | 'retry' | 'sleep'>;
   /** A controlled clock (lease expiry, schedules) instead of the system's. */
   clock?: Clock;
+  /** Wraps the ledger (holding commits back in tests). */
+  wrapLedger?: (ledger: Ledger) => Ledger;
   /** Wraps the Jumio client (call counting, fault injection in tests). */
   wrapJumio?: (jumio: JumioApi) => JumioApi;
   authentications?: { backoff?: Backoff };
@@ -169,7 +173,10 @@ export async function openDatabase(
     });
   }
   await mkdir(config.database.dataDir, { recursive: true, mode: 0o700 });
-  return PgliteDatabase.open(config.database.dataDir);
+  // A new data directory starts from the build's migrated template when there is one.
+  return PgliteDatabase.open(config.database.dataDir, {
+    template: existsSync(LEDGER_TEMPLATE) ? LEDGER_TEMPLATE : undefined,
+  });
 }
 
 /** A URL without user, password, query or fragment (for logs). */
@@ -539,7 +546,11 @@ export async function buildContainer(
     const held = await heldCiphertexts(db);
     const envelope = instrumentEnvelope(await buildEnvelope(config, logger, { held }), metrics);
     warnUnconfiguredKeys(held, envelope, logger);
-    const ledger = instrumentLedger(new SqlLedger(db), metrics);
+    const sqlLedger = new SqlLedger(db);
+    const ledger = instrumentLedger(
+      overrides.wrapLedger ? overrides.wrapLedger(sqlLedger) : sqlLedger,
+      metrics,
+    );
     const hashUserReference = await openUserReferenceHasher(config, ledger, envelope, held);
     // Proof, for `vault doctor` once this key is a previous one, that it still decrypts.
     await ensureKeyProbe(ledger, envelope);
@@ -550,6 +561,15 @@ export async function buildContainer(
     const intake = {
       userReferenceField: config.enrollment.userReferenceField,
       binding: config.enrollment.binding,
+    };
+    const callbackBatch = {
+      ...config.callbackBatch,
+      // PGlite runs one transaction at a time; a pool overlaps a few groups' round trips
+      // and leaves connections to the workers and the API.
+      concurrency:
+        config.database.kind === 'postgres'
+          ? Math.max(1, Math.min(4, Math.floor(config.database.poolMax / 2)))
+          : 1,
     };
     const stores = new BlobStores(blobs);
     const pipeline = new EnrollmentPipeline(
@@ -675,6 +695,8 @@ export async function buildContainer(
       clock,
       metrics,
       intake,
+      callbackBatch,
+      callbackIntake: new IntakeBatcher({ ledger, clock }, intake, callbackBatch),
       apiKeys,
       callbackAllowlist: new CidrAllowlist(config.callbackAllowedCidrs),
       trustProxy: config.trustProxy,

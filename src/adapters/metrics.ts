@@ -307,6 +307,10 @@ export function instrumentLedger(ledger: Ledger, metrics: Metrics): Ledger {
             events.push(event);
             return tx.audit.append(event);
           };
+          audit.appendMany = (many) => {
+            events.push(...many);
+            return tx.audit.appendMany(many);
+          };
           return fn({ ...tx, audit } as LedgerTx);
         }),
     );

@@ -145,6 +145,8 @@ export interface AuditRepository {
    * transaction needs BEFORE its first append (a fixed lock order leaves no deadlock).
    */
   append(event: AuditEventInput): Promise<AuditEvent>;
+  /** Appends several chained entries, in order, in one step (group commit); same lock rule. */
+  appendMany(events: AuditEventInput[]): Promise<AuditEvent[]>;
   list(filter?: {
     enrollmentReference?: string;
     userReference?: string;
@@ -272,6 +274,11 @@ export type EnrollmentPatch = Partial<
 export interface EnrollmentRepository {
   /** Inserts unless the scan reference exists; true when this call created it. */
   insert(enrollment: NewEnrollment, now: Date): Promise<boolean>;
+  /**
+   * Inserts those whose scan reference does not exist yet, in one statement (group commit);
+   * the references this call created. Every item has the same fields set.
+   */
+  insertMany(enrollments: NewEnrollment[], now: Date): Promise<Set<string>>;
   get(
     enrollmentReference: string,
     options?: { forUpdate?: boolean },
@@ -326,6 +333,7 @@ export interface EnrollmentIntentRepository {
   /** Inserts unless it exists; returns the stored intent either way. */
   register(intent: Omit<EnrollmentIntent, 'createdAt'>): Promise<EnrollmentIntent>;
   get(enrollmentReference: string): Promise<EnrollmentIntent | null>;
+  getMany(enrollmentReferences: string[]): Promise<EnrollmentIntent[]>;
 }
 
 export interface AuthenticationCallbackRecord {

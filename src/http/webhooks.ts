@@ -12,7 +12,8 @@ import {
 } from '../core/authentication/callback';
 import type { DenialAggregator } from '../core/denials';
 import { CallbackFormatError, type FormFields, single } from '../core/enrollment/callback';
-import { receiveIdVerificationCallback, type IntakeOptions } from '../core/enrollment/intake';
+import { IntakeBatcher, type IntakeOptions } from '../core/enrollment/intake';
+import type { GroupCommitOptions } from '../core/group-commit';
 import type { FinalizePolicy } from '../core/authentication/record';
 import type { Clock, Ledger, Logger } from '../core/ports';
 import { callbackOrigin, type CidrAllowlist, sourceAddressOf } from './callback-origin';
@@ -28,7 +29,13 @@ export interface WebhookDeps {
   denials: DenialAggregator;
   /** How a final authentication state is recorded (deletion at Jumio, notifications). */
   authentications: { settings: FinalizePolicy };
+  /** Group commit of ID verification callbacks (CALLBACK_BATCH_MAX, CALLBACK_QUEUE_MAX). */
+  callbackBatch?: GroupCommitOptions;
+  /** The intake itself (the container's, so tests can see what waits); else built here. */
+  callbackIntake?: IntakeBatcher;
 }
+
+export const DEFAULT_CALLBACK_BATCH: GroupCommitOptions = { maxBatch: 200, maxQueued: 2000 };
 
 /**
  * The callback fields the vault reads (for the API description). Every other field Jumio
@@ -105,6 +112,10 @@ function sizeOf(req: Request, err: unknown): number | undefined {
  */
 export function webhookRoutes(deps: WebhookDeps): Router {
   const router = Router();
+  // The container's intake, unless this app was given another ledger, clock or options.
+  const intake = deps.callbackIntake?.serves(deps, deps.intake)
+    ? deps.callbackIntake
+    : new IntakeBatcher(deps, deps.intake, deps.callbackBatch ?? DEFAULT_CALLBACK_BATCH);
   const form = express.urlencoded({
     extended: false,
     limit: CALLBACK_BODY_LIMIT,
@@ -198,12 +209,8 @@ export function webhookRoutes(deps: WebhookDeps): Router {
         const sourceAddress = sourceAddressOf(req);
         try {
           if (type === 'NETVERIFYID') {
-            const result = await receiveIdVerificationCallback(
-              deps,
-              deps.intake,
-              fields,
-              sourceAddress,
-            );
+            // Committed with the callbacks that arrive meanwhile; settles after the commit.
+            const result = await intake.receive(fields, sourceAddress);
             deps.logger.info(
               {
                 enrollmentReference: result.enrollmentReference,

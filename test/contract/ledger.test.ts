@@ -64,6 +64,61 @@ describe.each(testDatabaseKinds)('Ledger contract on %s', (_name, create) => {
     expect(listed[0]!.details).toEqual({ n: 1 });
   });
 
+  it('inserts a group of enrollments in one step, once per reference, and chains a group of entries', async () => {
+    const [a, b, known] = [ref('group-a'), ref('group-b'), ref('group-known')];
+    const now = new Date();
+    await ledger.transaction((tx) => tx.enrollments.insert(newEnrollment(known, now), now));
+    await ledger.transaction((tx) =>
+      tx.intents.register({ enrollmentReference: a, userReference: 'u-a', registeredBy: 'svc' }),
+    );
+
+    const { created, entries, next, intents } = await ledger.transaction(async (tx) => {
+      const intents = await tx.intents.getMany([a, b]);
+      const created = await tx.enrollments.insertMany(
+        [
+          newEnrollment(b, now),
+          newEnrollment(known, now, { state: 'REJECTED' }),
+          newEnrollment(a, now),
+        ],
+        now,
+      );
+      const entries = await tx.audit.appendMany(
+        [a, b, a].map((enrollmentReference, i) => ({
+          type: 'test.group',
+          actor: 'jumio',
+          enrollmentReference,
+          details: { i },
+        })),
+      );
+      const next = await tx.audit.append({ type: 'test.after-group', actor: 'system' });
+      return { created, entries, next, intents };
+    });
+
+    expect([...created].sort()).toEqual([a, b].sort());
+    expect(intents.map((i) => i.enrollmentReference)).toEqual([a]);
+    const stored = await ledger.transaction((tx) => tx.enrollments.getMany([a, b, known]));
+    expect(stored.map((e) => [e.enrollmentReference, e.state]).sort()).toEqual(
+      [
+        [a, 'PENDING'],
+        [b, 'PENDING'],
+        [known, 'PENDING'],
+      ].sort(),
+    );
+    expect(entries.map((e) => e.details)).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }]);
+    for (const [i, e] of [...entries, next].entries()) {
+      expect(entryHash(e)).toBe(e.hash);
+      if (i > 0) {
+        const before = [...entries, next][i - 1]!;
+        expect(e.seq).toBe(before.seq + 1);
+        expect(e.prevHash).toBe(before.hash);
+      }
+    }
+    expect(await ledger.transaction((tx) => tx.audit.chain(entries[0]!.seq - 1, 4))).toEqual([
+      ...entries,
+      next,
+    ]);
+  });
+
   it('rolls back every write of a transaction that throws, and rethrows', async () => {
     const enrollmentReference = ref('rollback');
     const boom = new Error('boom');

@@ -154,6 +154,57 @@ class SqlAuditRepository implements AuditRepository {
     return toAuditEvent(rows[0]!);
   }
 
+  async appendMany(events: AuditEventInput[]): Promise<AuditEvent[]> {
+    if (events.length === 0) return [];
+    const { rows: heads } = await this.sql.query<{ seq: string; hash: string; now: Date }>(
+      `SELECT seq, hash, date_trunc('milliseconds', now()) AS now
+         FROM audit_chain_head WHERE id = 1 FOR UPDATE`,
+    );
+    const head = heads[0]!;
+    let seq = Number(head.seq);
+    let prevHash = head.hash;
+    const entries = events.map((event) => {
+      const fields = {
+        seq: ++seq,
+        at: head.now,
+        type: event.type,
+        actor: event.actor,
+        enrollmentReference: event.enrollmentReference ?? null,
+        authenticationReference: event.authenticationReference ?? null,
+        userReference: event.userReference ?? null,
+        details: normaliseDetails(event.details),
+        prevHash,
+      };
+      prevHash = entryHash(fields);
+      return {
+        at: fields.at.toISOString(),
+        type: fields.type,
+        actor: fields.actor,
+        enrollment_reference: fields.enrollmentReference,
+        authentication_reference: fields.authenticationReference,
+        user_reference: fields.userReference,
+        details: fields.details,
+        seq: fields.seq,
+        prev_hash: fields.prevHash,
+        hash: prevHash,
+      };
+    });
+    // One statement for the whole group: the rows from one JSON array, the head moved.
+    const { rows } = await this.sql.query<AuditRow>(
+      `WITH moved AS (UPDATE audit_chain_head SET seq = $2, hash = $3 WHERE id = 1)
+       INSERT INTO audit_events
+         (at, type, actor, enrollment_reference, authentication_reference, user_reference,
+          details, seq, prev_hash, hash)
+       SELECT at, type, actor, enrollment_reference, authentication_reference, user_reference,
+              details, seq, prev_hash, hash
+         FROM jsonb_populate_recordset(NULL::audit_events, $1::jsonb)
+        ORDER BY seq
+       RETURNING ${AUDIT_COLUMNS}`,
+      [JSON.stringify(entries), seq, prevHash],
+    );
+    return rows.map(toAuditEvent).sort((a, b) => a.seq - b.seq);
+  }
+
   async list(filter: Parameters<AuditRepository['list']>[0] = {}): Promise<AuditEvent[]> {
     const { rows } = await this.sql.query<AuditRow>(
       `SELECT ${AUDIT_COLUMNS} FROM audit_events
@@ -367,6 +418,30 @@ class SqlEnrollmentRepository implements EnrollmentRepository {
     return rowCount === 1;
   }
 
+  async insertMany(enrollments: NewEnrollment[], now: Date): Promise<Set<string>> {
+    if (enrollments.length === 0) return new Set();
+    const fields = Object.keys(enrollments[0]!) as Array<keyof NewEnrollment>;
+    const columns = [...fields.map((f) => ENROLLMENT_COLUMNS[f]), 'created_at', 'updated_at'];
+    const rows = enrollments.map((e) =>
+      Object.fromEntries([
+        ...fields.map((f) => [ENROLLMENT_COLUMNS[f], e[f]]),
+        ['created_at', now],
+        ['updated_at', now],
+      ]),
+    );
+    // One statement: the rows from one JSON array typed by the table itself, inserted in
+    // reference order (two concurrent groups lock the same references in the same order).
+    const { rows: inserted } = await this.sql.query<{ enrollment_reference: string }>(
+      `INSERT INTO enrollments (${columns.join(', ')})
+       SELECT ${columns.join(', ')} FROM jsonb_populate_recordset(NULL::enrollments, $1::jsonb)
+        ORDER BY enrollment_reference
+       ON CONFLICT (enrollment_reference) DO NOTHING
+       RETURNING enrollment_reference`,
+      [JSON.stringify(rows)],
+    );
+    return new Set(inserted.map((r) => r.enrollment_reference));
+  }
+
   async get(ref: string, options: { forUpdate?: boolean } = {}): Promise<EnrollmentRecord | null> {
     const { rows } = await this.sql.query<Record<string, unknown>>(
       `SELECT * FROM enrollments WHERE enrollment_reference = $1${options.forUpdate ? ROW_LOCK : ''}`,
@@ -490,21 +565,23 @@ class SqlIntentRepository implements EnrollmentIntentRepository {
   }
 
   async get(ref: string): Promise<EnrollmentIntent | null> {
+    return (await this.getMany([ref]))[0] ?? null;
+  }
+
+  async getMany(refs: string[]): Promise<EnrollmentIntent[]> {
+    if (refs.length === 0) return [];
     const { rows } = await this.sql.query<{
       enrollment_reference: string;
       user_reference: string;
       registered_by: string;
       created_at: Date;
-    }>('SELECT * FROM enrollment_intents WHERE enrollment_reference = $1', [ref]);
-    const row = rows[0];
-    return row
-      ? {
-          enrollmentReference: row.enrollment_reference,
-          userReference: row.user_reference,
-          registeredBy: row.registered_by,
-          createdAt: row.created_at,
-        }
-      : null;
+    }>('SELECT * FROM enrollment_intents WHERE enrollment_reference = ANY($1::text[])', [refs]);
+    return rows.map((row) => ({
+      enrollmentReference: row.enrollment_reference,
+      userReference: row.user_reference,
+      registeredBy: row.registered_by,
+      createdAt: row.created_at,
+    }));
   }
 }
 
