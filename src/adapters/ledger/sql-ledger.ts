@@ -112,46 +112,10 @@ const AUDIT_COLUMNS =
 class SqlAuditRepository implements AuditRepository {
   constructor(private readonly sql: SqlClient) {}
 
+  /** One entry: the same chaining as a group's (appendMany), so there is one of it. */
   async append(event: AuditEventInput): Promise<AuditEvent> {
-    const { rows: heads } = await this.sql.query<{ seq: string; hash: string; now: Date }>(
-      `SELECT seq, hash, date_trunc('milliseconds', now()) AS now
-         FROM audit_chain_head WHERE id = 1 FOR UPDATE`,
-    );
-    const head = heads[0]!;
-    const fields = {
-      seq: Number(head.seq) + 1,
-      at: head.now,
-      type: event.type,
-      actor: event.actor,
-      enrollmentReference: event.enrollmentReference ?? null,
-      authenticationReference: event.authenticationReference ?? null,
-      userReference: event.userReference ?? null,
-      details: normaliseDetails(event.details),
-      prevHash: head.hash,
-    };
-    const hash = entryHash(fields);
-    const { rows } = await this.sql.query<AuditRow>(
-      `WITH moved AS (UPDATE audit_chain_head SET seq = $9, hash = $11 WHERE id = 1)
-       INSERT INTO audit_events
-         (at, type, actor, enrollment_reference, authentication_reference, user_reference,
-          details, seq, prev_hash, hash)
-       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $10, $11)
-       RETURNING ${AUDIT_COLUMNS}`,
-      [
-        fields.at,
-        fields.type,
-        fields.actor,
-        fields.enrollmentReference,
-        fields.authenticationReference,
-        fields.userReference,
-        JSON.stringify(fields.details),
-        fields.seq,
-        fields.seq,
-        fields.prevHash,
-        hash,
-      ],
-    );
-    return toAuditEvent(rows[0]!);
+    const [appended] = await this.appendMany([event]);
+    return appended!;
   }
 
   async appendMany(events: AuditEventInput[]): Promise<AuditEvent[]> {
