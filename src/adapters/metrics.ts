@@ -311,6 +311,10 @@ export function instrumentLedger(ledger: Ledger, metrics: Metrics): Ledger {
             events.push(...many);
             return tx.audit.appendMany(many);
           };
+          audit.record = (event) => {
+            events.push(event);
+            tx.audit.record(event);
+          };
           return fn({ ...tx, audit } as LedgerTx);
         }),
     );

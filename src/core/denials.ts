@@ -111,7 +111,7 @@ export class DenialAggregator {
     try {
       await this.deps.ledger.transaction(async (tx) => {
         for (const b of batch.values()) {
-          await tx.audit.append({
+          tx.audit.record({
             type: b.type,
             actor: b.caller ?? (b.type === 'request.denied' ? 'anonymous' : 'unknown'),
             details: {

@@ -147,6 +147,15 @@ export interface AuditRepository {
   append(event: AuditEventInput): Promise<AuditEvent>;
   /** Appends several chained entries, in order, in one step (group commit); same lock rule. */
   appendMany(events: AuditEventInput[]): Promise<AuditEvent[]>;
+  /**
+   * Appends `event` with the transaction, as its last statement before COMMIT (in the
+   * order recorded, after entries appended earlier): the chain head is then held only for
+   * that statement and the commit instead of for the rest of the transaction, which is
+   * what serialises auditing transactions. Nothing is written if the transaction fails.
+   * Prefer it to `append` unless the entry's id or sequence is needed inside the
+   * transaction; a recorded entry is not visible to the transaction's own reads.
+   */
+  record(event: AuditEventInput): void;
   list(filter?: {
     enrollmentReference?: string;
     userReference?: string;

@@ -119,6 +119,80 @@ describe.each(testDatabaseKinds)('Ledger contract on %s', (_name, create) => {
     ]);
   });
 
+  it('records entries with the transaction: written at commit, chained in the order produced, none on rollback', async () => {
+    const enrollmentReference = ref('record');
+    const entry = (i: number) => ({
+      type: 'test.recorded',
+      actor: 'system',
+      enrollmentReference,
+      details: { i },
+    });
+    const { appended, seenInside } = await ledger.transaction(async (tx) => {
+      tx.audit.record(entry(0));
+      // An append writes what was recorded before it first, and returns only its own.
+      const appended = await tx.audit.append({ ...entry(1), type: 'test.appended' });
+      tx.audit.record(entry(2));
+      tx.audit.record(entry(3));
+      const seenInside = await tx.audit.list({ enrollmentReference });
+      return { appended, seenInside };
+    });
+    expect(appended.type).toBe('test.appended');
+    expect(appended.details).toEqual({ i: 1 });
+    expect(seenInside.map((e) => e.details)).toEqual([{ i: 0 }, { i: 1 }]);
+    const listed = await ledger.transaction((tx) => tx.audit.list({ enrollmentReference }));
+    expect(listed.map((e) => [e.type, e.details])).toEqual([
+      ['test.recorded', { i: 0 }],
+      ['test.appended', { i: 1 }],
+      ['test.recorded', { i: 2 }],
+      ['test.recorded', { i: 3 }],
+    ]);
+    for (const [i, e] of listed.entries()) {
+      expect(entryHash(e)).toBe(e.hash);
+      if (i > 0) {
+        expect(e.seq).toBe(listed[i - 1]!.seq + 1);
+        expect(e.prevHash).toBe(listed[i - 1]!.hash);
+      }
+    }
+
+    const lost = ref('record-lost');
+    const boom = new Error('boom');
+    await expect(
+      ledger.transaction(async (tx) => {
+        tx.audit.record({ ...entry(0), enrollmentReference: lost });
+        throw boom;
+      }),
+    ).rejects.toBe(boom);
+    expect(await ledger.transaction((tx) => tx.audit.list({ enrollmentReference: lost }))).toEqual(
+      [],
+    );
+  });
+
+  (_name === 'postgres' ? it : it.skip)(
+    'a transaction that recorded an entry does not hold the chain head before its commit',
+    async () => {
+      const enrollmentReference = ref('record-head');
+      let recorded!: () => void;
+      const isRecorded = new Promise<void>((r) => (recorded = r));
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      const slow = ledger.transaction(async (tx) => {
+        tx.audit.record({ type: 'test.slow', actor: 'system', enrollmentReference });
+        recorded();
+        await released;
+      });
+      await isRecorded;
+      // With `append` in `slow` this would wait for slow's commit, which waits for it.
+      const other = await ledger.transaction((tx) =>
+        tx.audit.append({ type: 'test.other', actor: 'system', enrollmentReference }),
+      );
+      release();
+      await slow;
+      const listed = await ledger.transaction((tx) => tx.audit.list({ enrollmentReference }));
+      expect(listed.map((e) => e.type)).toEqual(['test.other', 'test.slow']);
+      expect(listed[1]!.seq).toBeGreaterThan(other.seq);
+    },
+  );
+
   it('rolls back every write of a transaction that throws, and rethrows', async () => {
     const enrollmentReference = ref('rollback');
     const boom = new Error('boom');

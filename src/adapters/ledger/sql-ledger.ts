@@ -110,15 +110,33 @@ const AUDIT_COLUMNS =
  * the lock adds no deadlock (0 in the benchmark).
  */
 class SqlAuditRepository implements AuditRepository {
+  /** Entries recorded and not yet written (see `record`). */
+  private recorded: AuditEventInput[] = [];
+
   constructor(private readonly sql: SqlClient) {}
 
   /** One entry: the same chaining as a group's (appendMany), so there is one of it. */
   async append(event: AuditEventInput): Promise<AuditEvent> {
-    const [appended] = await this.appendMany([event]);
-    return appended!;
+    const appended = await this.appendMany([event]);
+    return appended[appended.length - 1]!;
   }
 
+  record(event: AuditEventInput): void {
+    this.recorded.push(event);
+  }
+
+  /** Writes what was recorded; SqlLedger.transaction calls it right before COMMIT. */
+  async writeRecorded(): Promise<void> {
+    await this.appendMany([]);
+  }
+
+  /**
+   * Recorded entries go first, so the chain keeps the order the transaction produced them
+   * in; the result holds only `events`' entries.
+   */
   async appendMany(events: AuditEventInput[]): Promise<AuditEvent[]> {
+    const earlier = this.recorded.length;
+    if (earlier > 0) events = [...this.recorded.splice(0), ...events];
     if (events.length === 0) return [];
     const { rows: heads } = await this.sql.query<{ seq: string; hash: string; now: Date }>(
       `SELECT seq, hash, date_trunc('milliseconds', now()) AS now
@@ -166,7 +184,10 @@ class SqlAuditRepository implements AuditRepository {
        RETURNING ${AUDIT_COLUMNS}`,
       [JSON.stringify(entries), seq, prevHash],
     );
-    return rows.map(toAuditEvent).sort((a, b) => a.seq - b.seq);
+    return rows
+      .map(toAuditEvent)
+      .sort((a, b) => a.seq - b.seq)
+      .slice(earlier);
   }
 
   async list(filter: Parameters<AuditRepository['list']>[0] = {}): Promise<AuditEvent[]> {
@@ -1517,10 +1538,11 @@ function lockOrderGuard(sql: SqlClient): SqlClient {
   };
 }
 
-function ledgerTx(client: SqlClient): LedgerTx {
+function ledgerTx(client: SqlClient): { tx: LedgerTx; audit: SqlAuditRepository } {
   const sql = lockOrderGuard(client);
-  return {
-    audit: new SqlAuditRepository(sql),
+  const audit = new SqlAuditRepository(sql);
+  const tx: LedgerTx = {
+    audit,
     enrollments: new SqlEnrollmentRepository(sql),
     intents: new SqlIntentRepository(sql),
     authenticationCallbacks: new SqlAuthenticationCallbackRepository(sql),
@@ -1535,6 +1557,7 @@ function ledgerTx(client: SqlClient): LedgerTx {
     legalHolds: new SqlLegalHoldRepository(sql),
     erasures: new SqlErasureRepository(sql),
   };
+  return { tx, audit };
 }
 
 /** What the ledger holds encrypted: wrapped vault keys and live blobs, by key id. */
@@ -1567,7 +1590,13 @@ export class SqlLedger implements Ledger {
   constructor(readonly db: SqlDatabase) {}
 
   transaction<T>(fn: (tx: LedgerTx) => Promise<T>): Promise<T> {
-    return this.db.transaction((client) => fn(ledgerTx(client)));
+    return this.db.transaction(async (client) => {
+      const { tx, audit } = ledgerTx(client);
+      const result = await fn(tx);
+      // Recorded audit entries: the last statement, so the chain head is held the least.
+      await audit.writeRecorded();
+      return result;
+    });
   }
 
   async ping(): Promise<void> {

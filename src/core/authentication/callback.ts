@@ -62,7 +62,7 @@ export async function receiveAuthenticationCallback(
       await tx.enrollments.get(authentication.enrollmentReference, { forUpdate: true });
     }
     if (created) {
-      await tx.audit.append({
+      tx.audit.record({
         type: 'authentication.callback_received',
         actor: 'jumio',
         authenticationReference: reference,
@@ -72,7 +72,7 @@ export async function receiveAuthenticationCallback(
     }
     if (!authentication) {
       if (created) {
-        await tx.audit.append({
+        tx.audit.record({
           type: 'authentication.callback_orphaned',
           actor: 'jumio',
           authenticationReference: reference,

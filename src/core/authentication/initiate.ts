@@ -243,7 +243,7 @@ export class Initiation {
           if (idempotencyKey !== undefined) await tx.idempotency.release(caller, idempotencyKey);
           const freeAt = (recent.oldest ?? now).getTime() + HOUR_MS;
           const retryAfterSeconds = Math.max(1, Math.ceil((freeAt - now.getTime()) / 1000));
-          await tx.audit.append({
+          tx.audit.record({
             type: 'authentication.rate_limited',
             actor: caller,
             ...subject,
@@ -329,7 +329,7 @@ export class Initiation {
       );
     }
     const audited = this.settle(attempt, null, async (tx) => {
-      await tx.audit.append({
+      tx.audit.record({
         type: integrity ? 'facemap.integrity_failed' : 'authentication.initiate_failed',
         actor: attempt.caller,
         enrollmentReference: e.enrollmentReference,
@@ -370,7 +370,7 @@ export class Initiation {
         }
       : null;
     await this.settle(attempt, answer, async (tx) => {
-      await tx.audit.append({
+      tx.audit.record({
         type: 'authentication.initiate_failed',
         actor: attempt.caller,
         enrollmentReference: e.enrollmentReference,
@@ -480,7 +480,7 @@ export class Initiation {
           },
           now,
         );
-        await tx.audit.append({
+        tx.audit.record({
           type: 'authentication.initiated',
           actor: attempt.caller,
           authenticationReference: ref,

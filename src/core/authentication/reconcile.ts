@@ -138,7 +138,7 @@ export class AuthenticationJob implements Job<AuthenticationRecord> {
       nextAttemptAt: null,
       apply: async (tx) => {
         await tx.authentications.update(a.authenticationReference, { jumioDeletedAt: now }, now);
-        await tx.audit.append({
+        tx.audit.record({
           type: 'authentication.deleted_at_jumio',
           actor: 'system',
           authenticationReference: a.authenticationReference,

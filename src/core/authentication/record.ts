@@ -59,7 +59,7 @@ export async function finalize(
     enrollmentReference: a.enrollmentReference,
     userReference: a.userReference,
   };
-  await tx.audit.append({
+  tx.audit.record({
     type: 'authentication.finalized',
     actor: outcome.source === 'callback' ? 'jumio' : 'system',
     ...subject,
@@ -107,7 +107,7 @@ export async function applyReportedResult(
 ): Promise<ReportOutcome> {
   const conflict = async (kind: string, details: Record<string, unknown>) => {
     if (!isNew) return 'unchanged' as const;
-    await tx.audit.append({
+    tx.audit.record({
       type: 'authentication.conflict',
       actor: report.source === 'callback' ? 'jumio' : 'system',
       authenticationReference: a.authenticationReference,

@@ -88,7 +88,7 @@ export class OrphanSweep implements PeriodicTask {
       progress: cursor ? { cursor } : {},
       done: !cursor,
       apply: async (tx) => {
-        for (const audit of audits) await tx.audit.append(audit);
+        for (const audit of audits) tx.audit.record(audit);
       },
     };
   }

@@ -215,7 +215,7 @@ export class EnrollmentPipeline implements Job<EnrollmentRecord> {
   ): StepResult['apply'] {
     return async (tx) => {
       await tx.enrollments.update(e.enrollmentReference, patch, this.deps.clock.now(), null);
-      for (const audit of audits) await tx.audit.append(audit);
+      for (const audit of audits) tx.audit.record(audit);
     };
   }
 
@@ -362,7 +362,7 @@ export class EnrollmentPipeline implements Job<EnrollmentRecord> {
       apply: async (tx) => {
         const current = await tx.enrollments.findActive(e.userReference!, { forUpdate: true });
         const audit = (type: string, of: EnrollmentRecord, details?: Record<string, unknown>) =>
-          tx.audit.append({ type, actor: 'system', ...this.subject(of), details });
+          tx.audit.record({ type, actor: 'system', ...this.subject(of), details });
         const activate = async () => {
           await tx.enrollments.update(
             e.enrollmentReference,
@@ -370,7 +370,7 @@ export class EnrollmentPipeline implements Job<EnrollmentRecord> {
             now,
             null,
           );
-          await audit('enrollment.activated', e);
+          audit('enrollment.activated', e);
         };
         if (!current || current.enrollmentReference === e.enrollmentReference) {
           await activate();
@@ -386,7 +386,7 @@ export class EnrollmentPipeline implements Job<EnrollmentRecord> {
             now,
             null,
           );
-          await audit('enrollment.parked', e, {
+          audit('enrollment.parked', e, {
             reason,
             activeEnrollment: current.enrollmentReference,
           });
@@ -395,7 +395,7 @@ export class EnrollmentPipeline implements Job<EnrollmentRecord> {
         const [loser, winner] = mine < theirs ? [e, current] : [current, e];
         await supersede(tx, loser, now);
         if (winner === e) await activate();
-        await audit('enrollment.superseded', loser, {
+        audit('enrollment.superseded', loser, {
           supersededBy: winner.enrollmentReference,
         });
         // A superseded enrollment is due at once: its blob is destroyed next.

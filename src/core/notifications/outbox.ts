@@ -114,7 +114,7 @@ export class NotificationJob implements Job<NotificationRecord> {
       nextAttemptAt: null,
       apply: async (tx) => {
         await tx.notifications.update(n.id, { state: 'FAILED', lastStatus: status }, now);
-        await tx.audit.append({
+        tx.audit.record({
           type: 'notification.failed',
           actor: 'system',
           authenticationReference: n.authenticationReference,
@@ -201,7 +201,7 @@ export class NotificationAdmin {
         deliverUntil: new Date(now.getTime() + DELIVERY_WINDOW_MS),
       };
       await tx.notifications.update(id, patch, now);
-      await tx.audit.append({
+      tx.audit.record({
         type: 'notification.redelivered',
         actor,
         authenticationReference: n.authenticationReference,
