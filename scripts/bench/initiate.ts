@@ -20,7 +20,9 @@ import {
   TOKENS,
   USER_AGENT,
   using,
+  waitFor,
   type BenchOptions,
+  type Row,
   type ScenarioResult,
 } from './lib';
 
@@ -63,10 +65,12 @@ export async function initiateOverhead(options: BenchOptions): Promise<ScenarioR
     // Jumio's callbacks (EXPIRED for each superseded authentication) go to a closed port:
     // this scenario measures the initiate alone (see bench/NOTES.md on why).
     const nowhere = `http://127.0.0.1:${await freePort()}`;
+    const metricsPort = await freePort();
     const vault = await startVault({
       sim,
       databaseUrl: db.url,
       env: {
+        METRICS_PORT: String(metricsPort),
         AUTH_MAX_PER_USER_PER_HOUR: '100000',
         ENROLLMENT_WORKER_INTERVAL_MS: '100',
         VAULT_PUBLIC_URL: nowhere,
@@ -108,38 +112,90 @@ export async function initiateOverhead(options: BenchOptions): Promise<ScenarioR
     let nextConnection = 0;
     const connectionIndex = (context: Record<string, unknown>) =>
       (context.i ??= nextConnection++ % CONCURRENT) as number;
-    const direct = await measuredLoad(
-      'multipart straight to the simulator',
-      {
-        url: `${sim.url}/api/authentication/v1/facemap/initiate`,
-        connections: CONCURRENT,
-        seconds,
-        headers: {
-          authorization: `Basic ${Buffer.from(`${SIM_CREDENTIALS.apiToken}:${SIM_CREDENTIALS.apiSecret}`).toString('base64')}`,
-          'user-agent': USER_AGENT,
-          accept: 'application/json',
-          'content-type': `multipart/form-data; boundary=${BOUNDARY}`,
+    // The warm-up stops with initiates in flight; a user's next one would get 409 until
+    // they end (one initiate per enrollment at a time), so they end first.
+    const settled = () =>
+      waitFor(async () => {
+        const [row] = await db.query<{ n: string }>(
+          'SELECT count(*) AS n FROM authentication_initiations',
+        );
+        return Number(row!.n) === 0 ? true : undefined;
+      }, 60_000).then(() => undefined);
+    const pair = async (connections: number, runSeconds: number) => {
+      const suffix = connections === 1 ? ', 1 at a time' : '';
+      nextConnection = 0;
+      const direct = await measuredLoad(
+        `multipart straight to the simulator${suffix}`,
+        {
+          url: `${sim.url}/api/authentication/v1/facemap/initiate`,
+          connections,
+          seconds: runSeconds,
+          headers: {
+            authorization: `Basic ${Buffer.from(`${SIM_CREDENTIALS.apiToken}:${SIM_CREDENTIALS.apiSecret}`).toString('base64')}`,
+            'user-agent': USER_AGENT,
+            accept: 'application/json',
+            'content-type': `multipart/form-data; boundary=${BOUNDARY}`,
+          },
+          body: (context) => bodies[connectionIndex(context)]!,
         },
-        body: (context) => bodies[connectionIndex(context)]!,
-      },
-      warmup,
-    );
-    nextConnection = 0;
-    const viaVault = await measuredLoad(
-      'vault POST /v1/authentications',
-      {
-        url: `${vault.url}/v1/authentications`,
-        connections: CONCURRENT,
-        seconds,
-        headers: {
-          authorization: `Bearer ${TOKENS.authenticator}`,
-          'content-type': 'application/json',
+        warmup,
+      );
+      nextConnection = 0;
+      const viaVault = await measuredLoad(
+        `vault POST /v1/authentications${suffix}`,
+        {
+          url: `${vault.url}/v1/authentications`,
+          connections,
+          seconds: runSeconds,
+          headers: {
+            authorization: `Bearer ${TOKENS.authenticator}`,
+            'content-type': 'application/json',
+          },
+          body: (context) =>
+            JSON.stringify({
+              userReference: users[connectionIndex(context)],
+              purpose: 'benchmark',
+            }),
         },
-        body: (context) =>
-          JSON.stringify({ userReference: users[connectionIndex(context)], purpose: 'benchmark' }),
-      },
-      warmup,
-    );
+        warmup,
+        settled,
+      );
+      await settled();
+      return { direct, viaVault };
+    };
+    const { direct, viaVault } = await pair(CONCURRENT, seconds);
+    // One at a time: what the vault's own steps cost when nothing queues (no contention
+    // for the two cores between the vault, the simulator, PostgreSQL and the generator).
+    // The superseded authentications of the concurrent run are deleted at Jumio by the
+    // worker first, so that the run alone measures the initiates, not that backlog.
+    await waitFor(async () => {
+      const [row] = await db.query<{ n: string }>(
+        `SELECT count(*) AS n FROM authentications
+          WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= now()`,
+      );
+      return Number(row!.n) === 0 ? true : undefined;
+    }, 120_000);
+    const before = await histogramTotals(`http://127.0.0.1:${metricsPort}/metrics`);
+    const alone = await pair(1, Math.max(3, Math.round(seconds / 2)));
+    const after = await histogramTotals(`http://127.0.0.1:${metricsPort}/metrics`);
+    // Where one initiate's time goes, one at a time: the vault's own histograms (mean ms
+    // per operation, and operations per initiate) over that run.
+    // Per initiate made (the warm-up's included): Jumio's initiate calls in that run.
+    const calls = (key: string) => (after.get(key)?.count ?? 0) - (before.get(key)?.count ?? 0);
+    const initiates = calls('jumio_request endpoint=initiate,status=200');
+    const steps: Row[] = [...after]
+      .map(([key, now]) => {
+        const then = before.get(key) ?? { sum: 0, count: 0 };
+        const count = now.count - then.count;
+        return {
+          case: `1 at a time: ${key}`,
+          operations: count,
+          perInitiate: round(count / Math.max(1, initiates), 2),
+          meanMs: count > 0 ? round(((now.sum - then.sum) / count) * 1000, 2) : 0,
+        };
+      })
+      .filter((r) => r.operations > 0)
+      .sort((a, b) => b.meanMs * b.perInitiate - a.meanMs * a.perInitiate);
     const failed = viaVault.result.non2xx + viaVault.result.errors;
     if (failed > 0) {
       // What the vault logged about them (messages only), for the notes.
@@ -164,7 +220,9 @@ export async function initiateOverhead(options: BenchOptions): Promise<ScenarioR
         'POST /v1/authentications {userReference, purpose} with an authenticator key ' +
         '(AUTH_MAX_PER_USER_PER_HOUR=100000). The callback URL of both (VAULT_PUBLIC_URL) is ' +
         "a closed port, so the simulator's EXPIRED callbacks for superseded authentications " +
-        'fail fast instead of loading the vault (see the notes).',
+        'fail fast instead of loading the vault (see the notes). Then the same pair with one ' +
+        "connection (one request at a time): the overhead of the vault's own steps without " +
+        'queueing.',
       rows: [
         { ...direct.row, baseline: true, ratio: 1 },
         {
@@ -173,6 +231,17 @@ export async function initiateOverhead(options: BenchOptions): Promise<ScenarioR
           p50OverheadMs: p50,
           p99OverheadMs: p99,
         },
+        { ...alone.direct.row, baseline: true, ratio: 1 },
+        {
+          ...alone.viaVault.row,
+          ratio: round(
+            alone.viaVault.result.requestsPerSecond / alone.direct.result.requestsPerSecond,
+            2,
+          ),
+          p50OverheadMs: round(alone.viaVault.result.p50Ms - alone.direct.result.p50Ms, 2),
+          p99OverheadMs: round(alone.viaVault.result.p99Ms - alone.direct.result.p99Ms, 2),
+        },
+        ...steps,
       ],
       targets: [
         // Latencies count answered requests only: with failures, a target is not met.
@@ -189,4 +258,22 @@ export async function initiateOverhead(options: BenchOptions): Promise<ScenarioR
       ],
     };
   });
+}
+
+/**
+ * Sum and count of the vault's duration histograms, per metric and labels (the vault's
+ * own timing of ledger transactions, blob reads, envelope operations and Jumio calls).
+ */
+async function histogramTotals(url: string): Promise<Map<string, { sum: number; count: number }>> {
+  const text = await (await fetch(url, { signal: AbortSignal.timeout(10_000) })).text();
+  const totals = new Map<string, { sum: number; count: number }>();
+  for (const line of text.split('\n')) {
+    const m = /^vault_(\w+?)_duration_seconds_(sum|count)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (!m || m[1] === 'http_request') continue;
+    const key = `${m[1]} ${(m[3] ?? '').replace(/[{}"]/g, '')}`.trim();
+    const entry = totals.get(key) ?? { sum: 0, count: 0 };
+    entry[m[2] as 'sum' | 'count'] = Number(m[4]);
+    totals.set(key, entry);
+  }
+  return totals;
 }

@@ -1,7 +1,8 @@
 /**
- * What every scenario of `npm run bench` shares: the result shape, the load generator
- * (autocannon as a library), real processes (the built vault, the simulator, the bare
- * Express baseline), PostgreSQL databases of their own, and peak-RSS sampling.
+ * What every scenario of `npm run bench` shares: the result shape, the load generators
+ * (autocannon as a library; an open-loop one for steady rates), real processes (the built
+ * vault, the simulator, the bare Express baseline), PostgreSQL databases of their own, and
+ * peak-RSS sampling.
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -9,7 +10,9 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
+import { Pool } from 'undici';
 import { Client } from 'pg';
 import { hashToken } from '../../src/http/api-keys';
 import { scanCallbackForm } from '../../src/simulator/callbacks';
@@ -91,7 +94,10 @@ export interface LoadOptions {
   headers?: Record<string, string>;
   /** A fresh body per request (unique references); `context` is per connection. */
   body?: (context: Record<string, unknown>) => string | Buffer;
-  /** Requests per second over all connections (open loop); unset: as fast as answered. */
+  /**
+   * Requests per second, evenly spaced and sent whether or not earlier ones were answered
+   * (open loop, see steadyLoad); unset: as fast as answered (autocannon).
+   */
   rate?: number;
   /** A warm-up may end before its first answer; a measured run may not. */
   warmup?: boolean;
@@ -108,8 +114,9 @@ export interface LoadResult {
   statuses: string;
 }
 
-/** One autocannon run; any non-2xx or socket error is reported, not hidden. */
+/** One run; any non-2xx or socket error is reported, not hidden. */
 export async function load(options: LoadOptions): Promise<LoadResult> {
+  if (options.rate !== undefined) return steadyLoad({ ...options, rate: options.rate });
   const { body } = options;
   const result = await autocannon({
     url: options.url,
@@ -152,14 +159,79 @@ export async function load(options: LoadOptions): Promise<LoadResult> {
   };
 }
 
+/**
+ * A steady rate: request i is sent at start + i/rate, whatever happened to the earlier
+ * ones (open loop). autocannon's rate is not that: each connection sends its share of a
+ * second back to back when the second starts, so every second begins with a burst and the
+ * latency measured is that of the burst's queue. Latency runs from the send (a request
+ * waiting for a free connection of the pool waits on the clock).
+ */
+async function steadyLoad(options: LoadOptions & { rate: number }): Promise<LoadResult> {
+  const target = new URL(options.url);
+  const pool = new Pool(target.origin, { connections: options.connections });
+  const total = Math.max(1, Math.round(options.rate * (options.seconds ?? 5)));
+  const latencies: number[] = [];
+  const statuses = new Map<number, number>();
+  let errors = 0;
+  const started = performance.now();
+  const sent: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const wait = started + (i * 1000) / options.rate - performance.now();
+    if (wait > 0) await sleep(wait);
+    const body = options.body?.({});
+    const t0 = performance.now();
+    sent.push(
+      pool
+        .request({
+          path: `${target.pathname}${target.search}`,
+          method: options.method ?? 'POST',
+          headers: options.headers ?? {},
+          ...(body === undefined ? {} : { body }),
+          headersTimeout: 30_000,
+          bodyTimeout: 30_000,
+        })
+        .then(async (res) => {
+          await res.body.dump();
+          latencies.push(performance.now() - t0);
+          statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+        })
+        .catch(() => {
+          errors++;
+        }),
+    );
+  }
+  await Promise.all(sent);
+  const elapsed = (performance.now() - started) / 1000;
+  await pool.close();
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) =>
+    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
+  const ok = [...statuses].filter(([s]) => s >= 200 && s < 300).reduce((n, [, c]) => n + c, 0);
+  if (latencies.length === 0 && !options.warmup) {
+    throw new Error(`no request to ${options.url} was answered (${errors} errors)`);
+  }
+  return {
+    requestsPerSecond: latencies.length / elapsed,
+    p50Ms: at(0.5),
+    p99Ms: at(0.99),
+    requests: latencies.length,
+    non2xx: latencies.length - ok,
+    errors,
+    statuses: [...statuses].map(([status, count]) => `${status}: ${count}`).join(', '),
+  };
+}
+
 /** Warm-up, then the measured run, as a table row. */
 export async function measuredLoad(
   label: string,
   options: LoadOptions,
   warmupSeconds: number,
+  /** Waits, after the warm-up, until the server finished what the warm-up left in flight. */
+  settle?: () => Promise<void>,
 ): Promise<{ row: Row; result: LoadResult }> {
   if (warmupSeconds > 0) {
     await load({ ...options, seconds: warmupSeconds, amount: undefined, warmup: true });
+    await settle?.();
   }
   const result = await load(options);
   return {
