@@ -56,6 +56,8 @@ export async function callbackAck(
         body: () => template.body(),
       },
       warmup,
+      undefined,
+      bare.pid,
     );
     rows.push({ ...base.row, baseline: true, ratio: 1, peakRssMb: bareMemory.stop().peakMb });
     await bare.stop();
@@ -84,6 +86,8 @@ export async function callbackAck(
         body: () => template.body(),
       },
       warmup,
+      undefined,
+      vault.pid,
     );
     const mem = memory.stop();
     const ratio = round(measured.result.requestsPerSecond / base.result.requestsPerSecond, 2);
@@ -115,7 +119,9 @@ export async function callbackAck(
         'The vault is the built dist/src/main.js in its own process, workers idle ' +
         '(ENROLLMENT_WORKER_INTERVAL_MS=3600000), LOG_LEVEL=warn; the baseline is ' +
         'scripts/bench/bare-express.mjs in its own process. Peak RSS: VmHWM of the process ' +
-        '(includes start-up); max RSS under load: VmRSS sampled every 50 ms during the run.',
+        '(includes start-up); max RSS under load: VmRSS sampled every 50 ms during the run. ' +
+        "Server CPU per request: the server process's user + system time (every thread) over " +
+        'the measured run, divided by the requests answered.',
       rows,
       targets,
     };

@@ -228,15 +228,22 @@ export async function measuredLoad(
   warmupSeconds: number,
   /** Waits, after the warm-up, until the server finished what the warm-up left in flight. */
   settle?: () => Promise<void>,
+  /** The server's process: its CPU time per request in the measured run is reported. */
+  serverPid?: number,
 ): Promise<{ row: Row; result: LoadResult }> {
   if (warmupSeconds > 0) {
     await load({ ...options, seconds: warmupSeconds, amount: undefined, warmup: true });
     await settle?.();
   }
+  const cpu0 = serverPid === undefined ? 0 : cpuMsOf(serverPid);
   const result = await load(options);
+  const cpu = serverPid === undefined ? undefined : cpuMsOf(serverPid) - cpu0;
   return {
     result,
     row: {
+      ...(cpu === undefined
+        ? {}
+        : { serverCpuMsPerRequest: round(cpu / Math.max(1, result.requests), 3) }),
       case: label,
       throughput: round(result.requestsPerSecond),
       unit: 'req/s',
@@ -252,6 +259,18 @@ export async function measuredLoad(
 // ---- memory ----------------------------------------------------------------------------
 
 /** VmHWM (peak resident set since start) and VmRSS of a process, in MB; 0 once gone. */
+/** CPU time (user + system, all threads) a process has used so far, in ms; 0 once gone. */
+export function cpuMsOf(pid: number): number {
+  try {
+    // Fields after the command name: utime and stime are the 12th and 13th, in clock ticks
+    // (100 per second on Linux).
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
 export function memoryOf(pid: number): { peakMb: number; rssMb: number } {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
