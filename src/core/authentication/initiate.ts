@@ -222,12 +222,13 @@ export class Initiation {
             return { kind: 'replay', answer: record.response as unknown as StoredAnswer };
           }
         }
-        const enrollments = await tx.enrollments.listByUser(userReference);
-        if (enrollments.length === 0) {
-          throw new AuthenticationError('not_found', 'no enrollment for this user reference');
-        }
         const enrollment = await tx.enrollments.findActive(userReference, { forUpdate: true });
         if (!enrollment) {
+          // Only on the way out: the common case is one read shorter.
+          const enrollments = await tx.enrollments.listByUser(userReference);
+          if (enrollments.length === 0) {
+            throw new AuthenticationError('not_found', 'no enrollment for this user reference');
+          }
           const state = enrollments[0]!.state;
           throw new AuthenticationError(
             'enrollment_not_active',
