@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { KMS_KEY_ARN } from './adapters/crypto/kms-arn';
-import { JUMIO_REGION_BASE_URLS } from './adapters/jumio/undici-jumio-client';
+import { JUMIO_REGION_BASE_URLS } from './adapters/jumio/regions';
 import { USER_REFERENCE_FIELDS, type UserReferenceField } from './core/enrollment/callback';
 import { isLoopbackHostname } from './core/jumio';
 import { notifyUrlProblem, parseAllowedOrigins } from './core/notifications/urls';

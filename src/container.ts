@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { FsBlobStore } from './adapters/blobs/fs-blob-store';
 import { createS3Client, S3BlobStore } from './adapters/blobs/s3-blob-store';
@@ -17,7 +16,7 @@ import {
 } from './adapters/crypto/keyrings';
 import { kmsKeyRegion } from './adapters/crypto/kms-arn';
 import { LocalKeyError, loadLocalKey, loadOrCreateLocalKey } from './adapters/crypto/local-key';
-import { runMigrations } from './adapters/ledger/migrations';
+import { migrate, openDatabase, openLedger } from './adapters/ledger/open';
 import {
   instrumentBlobStore,
   instrumentEnvelope,
@@ -25,8 +24,6 @@ import {
   instrumentLedger,
   Metrics,
 } from './adapters/metrics';
-import { PgDatabase } from './adapters/ledger/pg-database';
-import { LEDGER_TEMPLATE, PgliteDatabase } from './adapters/ledger/pglite-database';
 import type { SqlDatabase } from './adapters/ledger/sql';
 import { heldCiphertexts, type HeldCiphertexts, SqlLedger } from './adapters/ledger/sql-ledger';
 import {
@@ -75,6 +72,10 @@ import { type Backoff, Worker } from './core/work';
 import { ensureAdminToken } from './http/api-keys';
 import { CidrAllowlist } from './http/callback-origin';
 import { startSimulator, type RunningSimulator } from './simulator/server';
+
+// The ledger alone lives in a light module of its own (the CLI's ledger commands load only
+// it); re-exported here for everything that builds the whole vault.
+export { openDatabase, openLedger };
 
 /** The only place adapters are constructed: everything else receives ports. */
 export interface Container extends AppDeps {
@@ -145,40 +146,6 @@ export class MasterKeyMismatchError extends VaultError {
 /** The vault's own User-Agent towards the simulator (Jumio wants the business named). */
 const SIMULATOR_USER_AGENT = 'FacemapVault Embedded/0.1.0';
 
-/**
- * The ledger's database. `migration`: a one-connection pool as the migration role
- * (DATABASE_MIGRATION_URL, else DATABASE_URL) with the longer migration bound. Every wait
- * is bounded: connecting (and waiting for a pool slot), each statement on the server, each
- * answer on the client (a server that stops answering), a transaction left idle.
- */
-export async function openDatabase(
-  config: Pick<LedgerConfig, 'database'>,
-  purpose: 'runtime' | 'migration' = 'runtime',
-): Promise<SqlDatabase> {
-  if (config.database.kind === 'postgres') {
-    const { url, migrationUrl, poolMax, timeouts } = config.database;
-    const migration = purpose === 'migration';
-    const statementMs = migration ? timeouts.migrationMs : timeouts.statementMs;
-    return new PgDatabase({
-      connectionString: migration ? (migrationUrl ?? url) : url,
-      max: migration ? 1 : poolMax,
-      application_name: migration ? 'facemap-vault-migrate' : 'facemap-vault',
-      connectionTimeoutMillis: timeouts.connectMs,
-      statement_timeout: statementMs,
-      // Past the server's own bound: normally the server cancels first and says why.
-      query_timeout: migration ? timeouts.migrationMs + timeouts.queryMs : timeouts.queryMs,
-      idle_in_transaction_session_timeout: timeouts.idleInTransactionMs,
-      // Notices a peer that vanished without closing the connection.
-      keepAlive: true,
-    });
-  }
-  await mkdir(config.database.dataDir, { recursive: true, mode: 0o700 });
-  // A new data directory starts from the build's migrated template when there is one.
-  return PgliteDatabase.open(config.database.dataDir, {
-    template: existsSync(LEDGER_TEMPLATE) ? LEDGER_TEMPLATE : undefined,
-  });
-}
-
 /** A URL without user, password, query or fragment (for logs). */
 function withoutSecrets(raw: string): string | null {
   try {
@@ -233,24 +200,6 @@ function describeHeld(held: HeldCiphertexts): string | undefined {
     ),
   ];
   return parts.length > 0 ? parts.join(', ') : undefined;
-}
-
-/**
- * The ledger alone, for commands that need nothing else (the CLI). Applies pending
- * migrations (as the migration role) unless `migrate: false`; the caller closes `db`.
- */
-export async function openLedger(
-  config: Pick<LedgerConfig, 'database'>,
-  options: { migrate?: boolean } = {},
-): Promise<{ db: SqlDatabase; ledger: SqlLedger; applied: number[] }> {
-  const db = await openDatabase(config, options.migrate !== false ? 'migration' : 'runtime');
-  try {
-    const applied = options.migrate !== false ? await migrate(db) : [];
-    return { db, ledger: new SqlLedger(db), applied };
-  } catch (error) {
-    await db.close().catch(() => undefined);
-    throw error;
-  }
 }
 
 /**
@@ -490,16 +439,6 @@ async function migrateOnStart(
   } finally {
     await migrationDb.close();
   }
-}
-
-/**
- * Pending migrations, then the audit entries written before the chain existed chained
- * once (the trigger lets only that update through, and only the migration role may).
- */
-async function migrate(db: SqlDatabase): Promise<number[]> {
-  const applied = await runMigrations(db);
-  await new SqlLedger(db).transaction((tx) => tx.audit.sealUnchained());
-  return applied;
 }
 
 export async function buildContainer(

@@ -1,4 +1,4 @@
-import type { JumioRegion } from '../adapters/jumio/undici-jumio-client';
+import type { JumioRegion } from '../adapters/jumio/regions';
 import {
   JUMIO_CALLBACK_HOSTS,
   JUMIO_CALLBACK_IPS,

@@ -1,19 +1,17 @@
-import { Readable, Transform, type Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { loadConfig, type VaultConfig } from '../config';
-import { buildAuditSigner, buildBlobStore, buildContainer, openLedger } from '../container';
+import { openLedger } from '../adapters/ledger/open';
+import { buildAuditSigner, buildBlobStore, buildContainer } from '../container';
 import { BlobStores } from '../core/blobs';
 import { verifyAndRecord, type VerifyReport } from '../core/compliance/audit-trail';
-import { type ExportFormat, exportChunks } from '../core/compliance/export';
 import { RetentionPurge, retentionDue } from '../core/compliance/retention';
-import { type InventoryFilter, type Ledger, systemClock } from '../core/ports';
+import { type Ledger, systemClock } from '../core/ports';
 import { createLogger } from '../logging';
 import { cliActor, type Io } from './io';
 import { startProgress } from './progress';
 
 /**
- * The compliance commands (`vault inventory`, `vault purge`, `vault audit verify`) on the
- * configured ledger and stores. With the embedded ledger they open the vault's PGlite
+ * The compliance commands `vault purge` and `vault audit verify` (`vault inventory` is in
+ * inventory.ts: it needs the ledger alone) on the configured ledger and stores. With the embedded ledger they open the vault's PGlite
  * directory, which belongs to one process: stop the vault first, or use the HTTP routes.
  */
 
@@ -24,58 +22,6 @@ async function withLedger<T>(config: VaultConfig, fn: (ledger: Ledger) => Promis
   } finally {
     await db.close();
   }
-}
-
-/**
- * `vault inventory`: the same export as `GET /v1/inventory/export`, streamed to `out` with
- * constant memory; progress (rows, rate) on stderr.
- */
-export async function inventory(
-  options: { format: ExportFormat; filter: InventoryFilter },
-  io: Io,
-  out: Writable = process.stdout,
-  progressStream: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr,
-): Promise<number> {
-  const config = loadConfig(io.env);
-  const { retentionDays } = config.compliance;
-  const rows = await withLedger(config, async (ledger) => {
-    const summary = await ledger.transaction((tx) =>
-      tx.inventory.summary(systemClock.now(), retentionDays),
-    );
-    const all = Object.values(summary.byState).reduce((a, b) => a + (b ?? 0), 0);
-    const unfiltered = Object.keys(options.filter).length === 0;
-    const progress = startProgress({
-      label: 'exported',
-      total: unfiltered ? all : 0,
-      stream: progressStream,
-    });
-    const counted = { rows: 0, complete: false };
-    let reported = 0;
-    try {
-      await pipeline(
-        Readable.from(
-          exportChunks({ ledger, retentionDays }, options.filter, options.format, counted),
-          {
-            highWaterMark: 1,
-          },
-        ),
-        new Transform({
-          transform(chunk, _encoding, done) {
-            progress.increment(counted.rows - reported);
-            reported = counted.rows;
-            done(null, chunk);
-          },
-        }),
-        out,
-        { end: false },
-      );
-    } finally {
-      progress.stop();
-    }
-    return counted.rows;
-  });
-  io.err(`${rows} enrollments exported`);
-  return 0;
 }
 
 /**

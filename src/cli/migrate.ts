@@ -1,6 +1,6 @@
 import { migrations } from '../adapters/ledger/migrations';
 import { loadLedgerConfig } from '../config';
-import { openLedger } from '../container';
+import { openLedger } from '../adapters/ledger/open';
 import type { Io } from './io';
 
 /**

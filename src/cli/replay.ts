@@ -1,5 +1,5 @@
 import { loadLedgerConfig } from '../config';
-import { openLedger } from '../container';
+import { openLedger } from '../adapters/ledger/open';
 import { replayFailed } from '../core/enrollment/admin';
 import { isValidUserReference } from '../core/enrollment/callback';
 import { systemClock } from '../core/ports';

@@ -1,20 +1,15 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ENROLLMENT_STATES, type EnrollmentState } from '../core/ports';
-import { callbackIps } from './callback-ips';
-import { auditVerify, inventory, purge } from './compliance';
-import { runDemo } from './demo';
-import { doctor } from './doctor';
 import { ROLES, type Role } from '../http/api-keys';
-import { hashTokenCommand } from './hash-token';
 import { processIo, UsageError, type Io } from './io';
-import { migrate } from './migrate';
-import { replay } from './replay';
-import { rewrap } from './rewrap';
 
 /**
  * `vault`: the operator's command line, the one place that parses arguments. Each command
- * lives in its own module and returns its exit code:
+ * lives in its own module, loaded only when that command runs (`vault inventory` or
+ * `vault migrate` need the ledger alone, not the AWS SDKs, the HTTP stack and the simulator
+ * that `vault demo` or `vault purge` load: most of a CLI process's memory is the code it
+ * loaded), and returns its exit code:
  * 0 done, 1 failed (the reason on stderr), 2 bad usage (unknown command or option, a
  * missing or invalid argument). Settings come from the environment, as for the server.
  */
@@ -65,7 +60,7 @@ function buildProgram(io: Io, stdin: NodeJS.ReadableStream & { isTTY?: boolean }
     )
     .option('--json', 'print {ledger, applied, version} as JSON')
     .action(async (options: { json?: boolean }) => {
-      exitCode = await migrate({ json: options.json === true }, io);
+      exitCode = await (await import('./migrate.js')).migrate({ json: options.json === true }, io);
     });
 
   program
@@ -79,7 +74,9 @@ function buildProgram(io: Io, stdin: NodeJS.ReadableStream & { isTTY?: boolean }
     .argument('<userReference>', 'the user whose FAILED enrollment to replay')
     .option('--json', 'print the replayed enrollment as JSON')
     .action(async (userReference: string, options: { json?: boolean }) => {
-      exitCode = await replay(userReference, { json: options.json === true }, io);
+      exitCode = await (
+        await import('./replay.js')
+      ).replay(userReference, { json: options.json === true }, io);
     });
 
   program
@@ -106,7 +103,9 @@ function buildProgram(io: Io, stdin: NodeJS.ReadableStream & { isTTY?: boolean }
           json?: boolean;
         },
       ) => {
-        exitCode = await hashTokenCommand(
+        exitCode = await (
+          await import('./hash-token.js')
+        ).hashTokenCommand(
           token,
           {
             generate: options.generate === true,
@@ -131,7 +130,9 @@ function buildProgram(io: Io, stdin: NodeJS.ReadableStream & { isTTY?: boolean }
     .argument('[region]', 'US, EU or SGP (default: JUMIO_REGION, else US)')
     .option('--json', 'print {region, host, addresses, added, gone, line} as JSON')
     .action(async (region: string | undefined, options: { json?: boolean }) => {
-      exitCode = await callbackIps(region, { json: options.json === true }, io.env, io.out);
+      exitCode = await (
+        await import('./callback-ips.js')
+      ).callbackIps(region, { json: options.json === true }, io.env, io.out);
     });
 
   program
@@ -149,10 +150,9 @@ function buildProgram(io: Io, stdin: NodeJS.ReadableStream & { isTTY?: boolean }
     .option('--json', 'print {ok, checks: [{name, status, detail, fix?}]} as JSON')
     .option('--timeout <seconds>', 'the longest one check may take', positiveInt, 15)
     .action(async (options: { json?: boolean; timeout: number }) => {
-      exitCode = await doctor(
-        { json: options.json === true, timeoutMs: options.timeout * 1000 },
-        io,
-      );
+      exitCode = await (
+        await import('./doctor.js')
+      ).doctor({ json: options.json === true, timeoutMs: options.timeout * 1000 }, io);
     });
 
   program
@@ -194,7 +194,9 @@ function buildProgram(io: Io, stdin: NodeJS.ReadableStream & { isTTY?: boolean }
         leaseSeconds: number;
         waitSeconds: number;
       }) => {
-        exitCode = await rewrap(
+        exitCode = await (
+          await import('./rewrap.js')
+        ).rewrap(
           {
             dryRun: options.dryRun === true,
             json: options.json === true,
@@ -219,7 +221,7 @@ function buildProgram(io: Io, stdin: NodeJS.ReadableStream & { isTTY?: boolean }
     )
     .option('--keep', 'keep the temporary data directory')
     .action(async (options: { keep?: boolean }) => {
-      exitCode = await runDemo({ keep: options.keep === true });
+      exitCode = await (await import('./demo.js')).runDemo({ keep: options.keep === true });
     });
 
   program
@@ -251,7 +253,9 @@ function buildProgram(io: Io, stdin: NodeJS.ReadableStream & { isTTY?: boolean }
         const defined = Object.fromEntries(
           Object.entries(filter).filter(([, v]) => v !== undefined),
         );
-        exitCode = await inventory({ format, filter: defined }, io);
+        exitCode = await (
+          await import('./inventory.js')
+        ).inventory({ format, filter: defined }, io);
       },
     );
 
@@ -266,7 +270,9 @@ function buildProgram(io: Io, stdin: NodeJS.ReadableStream & { isTTY?: boolean }
     .option('--dry-run', 'list what would be erased (user reference, enrollments) and stop')
     .option('--json', 'print the result as JSON')
     .action(async (options: { dryRun?: boolean; json?: boolean }) => {
-      exitCode = await purge({ dryRun: options.dryRun === true, json: options.json === true }, io);
+      exitCode = await (
+        await import('./compliance.js')
+      ).purge({ dryRun: options.dryRun === true, json: options.json === true }, io);
     });
 
   const audit = program
@@ -284,7 +290,9 @@ function buildProgram(io: Io, stdin: NodeJS.ReadableStream & { isTTY?: boolean }
     )
     .option('--json', 'print {ok, checkedThrough, digestsChecked} or the break as JSON')
     .action(async (options: { json?: boolean }) => {
-      exitCode = await auditVerify({ json: options.json === true }, io);
+      exitCode = await (
+        await import('./compliance.js')
+      ).auditVerify({ json: options.json === true }, io);
     });
 
   return { program, exitCode: () => exitCode };

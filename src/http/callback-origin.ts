@@ -7,7 +7,7 @@
 import { promises as dns } from 'node:dns';
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import type { Request, RequestHandler } from 'express';
-import type { JumioRegion } from '../adapters/jumio/undici-jumio-client';
+import type { JumioRegion } from '../adapters/jumio/regions';
 import { VaultError } from '../core/errors';
 import type { Logger } from '../core/ports';
 import { errorBody } from './errors';

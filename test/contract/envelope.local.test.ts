@@ -7,6 +7,8 @@ import {
   buildClient,
   CommitmentPolicy,
   MultiKeyringNode,
+  RawAesKeyringNode,
+  RawAesWrappingSuiteIdentifier,
 } from '@aws-crypto/client-node';
 import { EncryptionSdkEnvelope } from '../../src/adapters/crypto/encryption-sdk-envelope';
 import {
@@ -113,6 +115,33 @@ describe('EncryptionSdkEnvelope with a local keyring: SDK-level refusals', () =>
       frameLength: 4096,
     });
     expect(await envelope.decrypt(result, ownerA)).toEqual(plaintext);
+  });
+
+  it('reads and writes the plain SDK format: a raw AES keyring and client.encrypt/decrypt', async () => {
+    // What the envelope wrote before it fed the SDK's streams itself and drew the data key
+    // synchronously, and what any other Encryption SDK client reads.
+    const raw = new RawAesKeyringNode({
+      keyName,
+      keyNamespace,
+      unencryptedMasterKey: new Uint8Array(masterKey),
+      wrappingSuite: RawAesWrappingSuiteIdentifier.AES256_GCM_IV12_TAG16_NO_PADDING,
+      utf8Sorting: true,
+    });
+    const sdk = buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT);
+    const plaintext = new Uint8Array(randomBytes(MAX));
+    const { result } = await sdk.encrypt(raw, plaintext, {
+      suiteId: AlgorithmSuiteIdentifier.ALG_AES256_GCM_IV12_TAG16_HKDF_SHA512_COMMIT_KEY,
+      encryptionContext: { ...ownerA },
+      frameLength: MAX + 1,
+    });
+    expect(await envelope.decrypt(result, ownerA)).toEqual(plaintext);
+
+    const { ciphertext } = await envelope.encrypt(plaintext, ownerA);
+    const out = await sdk.decrypt(raw, ciphertext);
+    expect(new Uint8Array(out.plaintext)).toEqual(plaintext);
+    expect(out.messageHeader.encryptionContext).toEqual(ownerA);
+    expect(out.messageHeader.encryptedDataKeys).toHaveLength(1);
+    expect(out.messageHeader.encryptedDataKeys[0]!.providerId).toBe(keyNamespace);
   });
 
   it('refuses many small frames that add up to more than the maximum', async () => {

@@ -23,6 +23,7 @@ import {
   type NodeMaterialsManager,
 } from '@aws-crypto/client-node';
 import { deserializeFactory } from '@aws-crypto/serialize';
+import { finished } from 'node:stream/promises';
 import {
   DecryptionError,
   DependencyError,
@@ -141,7 +142,9 @@ export class EncryptionSdkEnvelope implements Envelope {
     }
     validateContext(context);
     try {
-      const { result } = await this.client.encrypt(this.cmm, plaintext, {
+      // A Buffer view, not the caller's Uint8Array: the SDK's streams copy any chunk that is
+      // not a Buffer, i.e. the whole facemap, on every call.
+      const { result } = await this.client.encrypt(this.cmm, asBuffer(plaintext), {
         suiteId: ENVELOPE_SUITE,
         encryptionContext: { ...context },
         frameLength: this.frameLength,
@@ -163,15 +166,14 @@ export class EncryptionSdkEnvelope implements Envelope {
     if (ciphertext.byteLength === 0) {
       throw new DecryptionError('ciphertext is empty');
     }
+    const message = asBuffer(ciphertext);
+    // Read here only to know where the body starts, and to refuse another suite before the
+    // SDK unwraps a data key; the SDK parses and authenticates the header itself.
+    const headerLength = this.headerLength(message);
     let plaintext: Buffer;
     let header: MessageHeader;
     try {
-      const out = await this.client.decrypt(this.decryptCmm, ciphertext, {
-        // Per frame: refuses frames larger than a facemap before buffering them.
-        maxBodySize: this.maxPlaintextBytes,
-      });
-      plaintext = out.plaintext;
-      header = out.messageHeader;
+      ({ plaintext, header } = await this.decryptMessage(message, headerLength));
     } catch (err) {
       throw toDecryptionFailure(err);
     }
@@ -198,6 +200,58 @@ export class EncryptionSdkEnvelope implements Envelope {
       throw new EncryptionContextMismatchError(differing);
     }
     return new Uint8Array(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength);
+  }
+
+  /**
+   * The SDK's decrypt stream, fed the header and the body as two chunks and read without a
+   * final concatenation (as `client.decrypt` would do, but without copying the message and
+   * the plaintext: its header parser concatenates everything it is given until the header
+   * is complete, and `client.decrypt` concatenates the plaintext chunks even when there is
+   * one). With one frame per facemap, the plaintext is the one buffer the decipher made.
+   */
+  private async decryptMessage(
+    message: Buffer,
+    headerLength: number,
+  ): Promise<{ plaintext: Buffer; header: MessageHeader }> {
+    const stream = this.client.decryptUnsignedMessageStream(this.decryptCmm, {
+      // Per frame: refuses frames larger than a facemap before buffering them.
+      maxBodySize: this.maxPlaintextBytes,
+    });
+    const chunks: Buffer[] = [];
+    let header: MessageHeader | undefined;
+    stream.once('MessageHeader', (h: MessageHeader) => (header = h));
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const done = finished(stream);
+    stream.write(message.subarray(0, headerLength));
+    stream.end(message.subarray(headerLength));
+    try {
+      await done;
+    } catch (err) {
+      for (const chunk of chunks) chunk.fill(0);
+      throw err;
+    }
+    if (header === undefined) throw new Error('no message header');
+    if (chunks.length === 1) return { plaintext: chunks[0]!, header };
+    const plaintext = Buffer.concat(chunks);
+    for (const chunk of chunks) chunk.fill(0);
+    return { plaintext, header };
+  }
+
+  /** Length of the header (with its authentication tag) of a message under our suite. */
+  private headerLength(message: Buffer): number {
+    let info: ReturnType<typeof deserialize.deserializeMessageHeader>;
+    try {
+      info = deserialize.deserializeMessageHeader(message, {
+        maxEncryptedDataKeys: this.maxEncryptedDataKeys,
+      });
+    } catch (err) {
+      throw toDecryptionFailure(err);
+    }
+    if (!info) throw new DecryptionError('ciphertext is shorter than its message header');
+    if (info.messageHeader.suiteId !== ENVELOPE_SUITE) {
+      throw new DecryptionError('ciphertext uses an unexpected algorithm suite');
+    }
+    return info.headerLength + info.headerAuth.headerAuthLength;
   }
 
   /**
@@ -297,6 +351,13 @@ function contextDifferences(
     if (a === undefined || e === undefined || a !== e) differing.push(key);
   }
   return differing;
+}
+
+/** The same bytes as a Buffer, without copying them. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes)
+    ? bytes
+    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 const utf8Length = (s: string): number => Buffer.byteLength(s, 'utf8');

@@ -2,12 +2,16 @@
  * Keyring factories for EncryptionSdkEnvelope: a raw AES-256 keyring over a local master
  * key (embedded default, development only) and an AWS KMS keyring (production).
  */
-import { createHmac } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import {
   KeyringNode,
+  KeyringTraceFlag,
   KmsKeyringNode,
   RawAesKeyringNode,
   RawAesWrappingSuiteIdentifier,
+  type EncryptedDataKey,
+  type NodeDecryptionMaterial,
+  type NodeEncryptionMaterial,
 } from '@aws-crypto/client-node';
 import {
   DecryptCommand,
@@ -42,16 +46,51 @@ export function localKeyring({
   if (keyNamespace.startsWith('aws-kms')) {
     throw new TypeError('local keyring namespace must not start with "aws-kms"');
   }
-  return new RawAesKeyringNode({
-    keyName,
-    keyNamespace,
-    // Copy so that a caller zeroing its buffer cannot break the keyring (and vice versa).
-    unencryptedMasterKey: new Uint8Array(masterKey),
-    wrappingSuite: RawAesWrappingSuiteIdentifier.AES256_GCM_IV12_TAG16_NO_PADDING,
-    // Spec-compliant context ordering (the legacy default sorts by UTF-16 code unit), so
-    // other Encryption SDK implementations can decrypt our blobs. Fixed forever once used.
-    utf8Sorting: true,
-  });
+  return new LocalAesKeyring(
+    new RawAesKeyringNode({
+      keyName,
+      keyNamespace,
+      // Copy so that a caller zeroing its buffer cannot break the keyring (and vice versa).
+      unencryptedMasterKey: new Uint8Array(masterKey),
+      wrappingSuite: RawAesWrappingSuiteIdentifier.AES256_GCM_IV12_TAG16_NO_PADDING,
+      // Spec-compliant context ordering (the legacy default sorts by UTF-16 code unit), so
+      // other Encryption SDK implementations can decrypt our blobs. Fixed forever once used.
+      utf8Sorting: true,
+    }),
+  );
+}
+
+/**
+ * The SDK's raw AES keyring, except that the data key of each message is drawn with the
+ * synchronous CSPRNG. The raw keyring draws it with the callback form of `randomBytes`,
+ * i.e. a round trip through libuv's thread pool for 32 bytes on every encrypt: on a busy
+ * machine, waiting for a pool thread to be scheduled costs more than the whole AES-GCM pass
+ * over a facemap, and the pool is shared with file I/O. Everything else is the SDK's: the
+ * same trace as the raw keyring records when it generates the key itself, then its own
+ * wrapping (the encrypted data key, hence the message, is unchanged) and unwrapping.
+ */
+class LocalAesKeyring extends KeyringNode {
+  constructor(private readonly raw: RawAesKeyringNode) {
+    super();
+  }
+
+  async _onEncrypt(material: NodeEncryptionMaterial): Promise<NodeEncryptionMaterial> {
+    if (!material.hasUnencryptedDataKey) {
+      material.setUnencryptedDataKey(randomBytes(material.suite.keyLengthBytes), {
+        keyName: this.raw.keyName,
+        keyNamespace: this.raw.keyNamespace,
+        flags: KeyringTraceFlag.WRAPPING_KEY_GENERATED_DATA_KEY,
+      });
+    }
+    return this.raw.onEncrypt(material);
+  }
+
+  _onDecrypt(
+    material: NodeDecryptionMaterial,
+    encryptedDataKeys: EncryptedDataKey[],
+  ): Promise<NodeDecryptionMaterial> {
+    return this.raw.onDecrypt(material, encryptedDataKeys);
+  }
 }
 
 /** The namespace of every local key inside its ciphertexts. */

@@ -40,13 +40,7 @@ import {
   scanStatusResponseSchema,
 } from './schemas';
 
-export const JUMIO_REGION_BASE_URLS = {
-  US: 'https://netverify.com',
-  EU: 'https://lon.netverify.com',
-  SGP: 'https://core-sgp.jumio.com',
-} as const;
-
-export type JumioRegion = keyof typeof JUMIO_REGION_BASE_URLS;
+export { JUMIO_REGION_BASE_URLS, type JumioRegion } from './regions';
 
 export interface JumioCredentials {
   token: string;
