@@ -1,28 +1,20 @@
-import { loadConfig, type VaultConfig } from '../config';
-import { openLedger } from '../adapters/ledger/open';
+import { loadConfig } from '../config';
+import { withLedger } from '../adapters/ledger/open';
 import { buildAuditSigner, buildBlobStore, buildContainer } from '../container';
 import { BlobStores } from '../core/blobs';
 import { verifyAndRecord, type VerifyReport } from '../core/compliance/audit-trail';
 import { RetentionPurge, retentionDue } from '../core/compliance/retention';
-import { type Ledger, systemClock } from '../core/ports';
+import { systemClock } from '../core/ports';
 import { createLogger } from '../logging';
 import { cliActor, type Io } from './io';
 import { startProgress } from './progress';
 
 /**
  * The compliance commands `vault purge` and `vault audit verify` (`vault inventory` is in
- * inventory.ts: it needs the ledger alone) on the configured ledger and stores. With the embedded ledger they open the vault's PGlite
- * directory, which belongs to one process: stop the vault first, or use the HTTP routes.
+ * inventory.ts: it needs the ledger alone) on the configured ledger and stores. With the
+ * embedded ledger they open the vault's PGlite directory, which belongs to one process:
+ * stop the vault first, or use the HTTP routes.
  */
-
-async function withLedger<T>(config: VaultConfig, fn: (ledger: Ledger) => Promise<T>): Promise<T> {
-  const { db, ledger } = await openLedger(config, { migrate: false });
-  try {
-    return await fn(ledger);
-  } finally {
-    await db.close();
-  }
-}
 
 /**
  * `vault purge`: erases what is past its retention deadline now, through the same path as

@@ -1,9 +1,9 @@
 import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { openLedger } from '../adapters/ledger/open';
-import { loadConfig, type VaultConfig } from '../config';
+import { withLedger } from '../adapters/ledger/open';
+import { loadConfig } from '../config';
 import { type ExportFormat, exportChunks } from '../core/compliance/export';
-import { type InventoryFilter, type Ledger, systemClock } from '../core/ports';
+import { type InventoryFilter, systemClock } from '../core/ports';
 import type { Io } from './io';
 import { startProgress } from './progress';
 
@@ -14,15 +14,6 @@ import { startProgress } from './progress';
  * PGlite directory, which belongs to one process: stop the vault first, or use the HTTP
  * route.
  */
-
-async function withLedger<T>(config: VaultConfig, fn: (ledger: Ledger) => Promise<T>): Promise<T> {
-  const { db, ledger } = await openLedger(config, { migrate: false });
-  try {
-    return await fn(ledger);
-  } finally {
-    await db.close();
-  }
-}
 
 /**
  * `vault inventory`: the same export as `GET /v1/inventory/export`, streamed to `out` with

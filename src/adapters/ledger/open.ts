@@ -66,6 +66,19 @@ export async function openLedger(
   }
 }
 
+/** Runs `fn` on the ledger alone (no migration) and closes it afterwards. */
+export async function withLedger<T>(
+  config: Pick<LedgerConfig, 'database'>,
+  fn: (ledger: SqlLedger) => Promise<T>,
+): Promise<T> {
+  const { db, ledger } = await openLedger(config, { migrate: false });
+  try {
+    return await fn(ledger);
+  } finally {
+    await db.close();
+  }
+}
+
 /**
  * Pending migrations, then the audit entries written before the chain existed chained
  * once (the trigger lets only that update through, and only the migration role may).
