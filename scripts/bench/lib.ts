@@ -259,6 +259,28 @@ export async function measuredLoad(
 // ---- memory ----------------------------------------------------------------------------
 
 /** VmHWM (peak resident set since start) and VmRSS of a process, in MB; 0 once gone. */
+/**
+ * How busy the whole machine's CPUs are from now until `stop()` (every process: the vault,
+ * the simulator, PostgreSQL, the harness), in percent of all cores.
+ */
+export function machineBusy(): { stop(): number } {
+  const read = () => {
+    const [, ...ticks] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+    const n = ticks.map(Number);
+    // user nice system idle iowait irq softirq steal: idle and iowait are not busy.
+    const total = n.slice(0, 8).reduce((a, b) => a + b, 0);
+    return { total, idle: n[3]! + n[4]! };
+  };
+  const start = read();
+  return {
+    stop() {
+      const end = read();
+      const total = end.total - start.total;
+      return total > 0 ? round(100 * (1 - (end.idle - start.idle) / total)) : 0;
+    },
+  };
+}
+
 /** CPU time (user + system, all threads) a process has used so far, in ms; 0 once gone. */
 export function cpuMsOf(pid: number): number {
   try {
