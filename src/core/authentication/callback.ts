@@ -51,10 +51,10 @@ export async function receiveAuthenticationCallback(
       scanSource: scanSource && /^[A-Z_]{1,16}$/.test(scanSource) ? scanSource : null,
       sourceAddress: sourceAddress ?? null,
     });
-    // Row locks before the first audit entry (which takes the chain head until commit):
-    // taking them after it deadlocks with an initiate that holds the enrollment and waits
-    // for the head. The enrollment's lock orders this with an initiate recording the same
-    // reference, so the callback is either applied here or found by the initiate.
+    // Row locks before the chain head (which audit entries take until commit; recorded
+    // ones only at commit): a row locked after it deadlocks with an initiate that holds the
+    // enrollment and waits for the head. The enrollment's lock orders this with an initiate
+    // recording the same reference, so the callback is either applied here or found by it.
     if (enrollment) await tx.enrollments.get(enrollment, { forUpdate: true });
     const authentication = await tx.authentications.get(reference, { forUpdate: true });
     if (authentication && authentication.enrollmentReference !== enrollment) {

@@ -47,8 +47,8 @@ export async function finalize(
   await tx.authentications.update(a.authenticationReference, patch, now);
   const done: AuthenticationRecord = { ...a, ...patch, updatedAt: now };
   if (outcome.state === 'PASSED') {
-    // The retention clock (invariant 10) runs from the person's last interaction. Before
-    // the audit entry: row locks come before the chain head (AuditRepository.append).
+    // The retention clock (invariant 10) runs from the person's last interaction. Row locks
+    // come before the chain head (AuditRepository); the entry below takes it at commit.
     const enrollment = await tx.enrollments.get(a.enrollmentReference, { forUpdate: true });
     if (enrollment && !(enrollment.lastInteractionAt && enrollment.lastInteractionAt >= now)) {
       await tx.enrollments.update(a.enrollmentReference, { lastInteractionAt: now }, now, null);
