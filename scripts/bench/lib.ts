@@ -241,9 +241,6 @@ export async function measuredLoad(
   return {
     result,
     row: {
-      ...(cpu === undefined
-        ? {}
-        : { serverCpuMsPerRequest: round(cpu / Math.max(1, result.requests), 3) }),
       case: label,
       throughput: round(result.requestsPerSecond),
       unit: 'req/s',
@@ -252,6 +249,9 @@ export async function measuredLoad(
       requests: result.requests,
       failed: result.non2xx + result.errors,
       ...(result.non2xx > 0 ? { statuses: result.statuses } : {}),
+      ...(cpu === undefined
+        ? {}
+        : { serverCpuMsPerRequest: round(cpu / Math.max(1, result.requests), 3) }),
     },
   };
 }
