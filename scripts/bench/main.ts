@@ -79,10 +79,23 @@ function readNotes(): string {
   }
 }
 
+/** bench/before.json: the full run before the changes measured (not for quick runs). */
+function readBefore(report: Report): Report | undefined {
+  if (report.quick) return undefined;
+  try {
+    return JSON.parse(readFileSync(path.join(ROOT, 'bench/before.json'), 'utf8')) as Report;
+  } catch {
+    return undefined;
+  }
+}
+
 /** RESULTS.md, formatted as `npm run lint` expects it. */
 async function markdown(report: Report): Promise<string> {
   const options = (await prettier.resolveConfig(path.join(ROOT, 'bench/RESULTS.md'))) ?? {};
-  return prettier.format(renderMarkdown(report, readNotes()), { ...options, parser: 'markdown' });
+  return prettier.format(renderMarkdown(report, readNotes(), readBefore(report)), {
+    ...options,
+    parser: 'markdown',
+  });
 }
 
 async function main() {

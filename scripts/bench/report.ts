@@ -62,7 +62,12 @@ function table(rows: Row[]): string {
   return `${lines.join('\n')}\n`;
 }
 
-export function renderMarkdown(report: Report, notes: string): string {
+/**
+ * RESULTS.md. `before`: an earlier full run (bench/before.json, the results.json of the run
+ * before the changes measured here) shown next to each target, so that before and after
+ * are both the script's figures.
+ */
+export function renderMarkdown(report: Report, notes: string, before?: Report): string {
   const m = report.machine;
   const out: string[] = [
     '# Benchmark results',
@@ -82,16 +87,32 @@ export function renderMarkdown(report: Report, notes: string): string {
     '',
     '## Targets',
     '',
-    '| scenario | target | measured | met |',
-    '|---|---|---|---|',
+    ...(before
+      ? [
+          `"Before" is the previous full run (\`bench/before.json\`: ${before.date}, commit ` +
+            `${before.machine.commit}, load average ${before.machine.loadAverageAtStart.join(', ')} ` +
+            'at its start), before the changes this run measures.',
+          '',
+          '| scenario | target | before | measured | met |',
+          '|---|---|---|---|---|',
+        ]
+      : ['| scenario | target | measured | met |', '|---|---|---|---|']),
   ];
   for (const s of report.scenarios) {
-    if (s.error) out.push(`| ${s.title} | | failed: ${cell(s.error.split('\n')[0])} | no |`);
-    for (const t of s.targets) {
+    const earlier = before?.scenarios.find((b) => b.id === s.id);
+    if (s.error) {
       out.push(
-        `| ${s.title} | ${cell(t.target)} | ${cell(t.measured)} | ${t.met ? 'yes' : '**no**'} |`,
+        `| ${s.title} | |${before ? ' |' : ''} failed: ${cell(s.error.split('\n')[0])} | no |`,
       );
     }
+    s.targets.forEach((t, i) => {
+      const then = earlier?.targets.find((b) => b.target === t.target) ?? earlier?.targets[i];
+      out.push(
+        `| ${s.title} | ${cell(t.target)} |` +
+          (before ? ` ${then ? cell(then.measured) : ''} |` : '') +
+          ` ${cell(t.measured)} | ${t.met ? 'yes' : '**no**'} |`,
+      );
+    });
   }
   out.push('');
   for (const s of report.scenarios) {
