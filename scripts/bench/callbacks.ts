@@ -202,9 +202,10 @@ export async function callbackStalled(options: BenchOptions): Promise<ScenarioRe
       id: 'callback-stalled',
       title: 'Callback latency while the pipeline is stalled',
       method:
-        `PostgreSQL ledger, workers polling every 100 ms (2 concurrent steps). autocannon at a ` +
-        `steady ${rate} callbacks/s (one every ${1000 / rate} ms, open loop, at most ${connections} connections), ${windows} windows of ` +
-        `${windowSeconds} s in a row per phase (after 1 s of warm-up). Healthy: every callback ` +
+        `PostgreSQL ledger, workers polling every 100 ms (2 concurrent steps). Callbacks at a ` +
+        `steady ${rate}/s (one every ${1000 / rate} ms, open loop, at most ${connections} ` +
+        `connections), ${windows} windows of ${windowSeconds} s in a row per phase (after 1 s ` +
+        'of warm-up). Healthy: every callback ' +
         'names a scan that exists at the simulator, so the workers run alongside. Stalled: the ' +
         "simulator's `hang` fault on every Jumio endpoint, so each worker step hangs until its " +
         'deadline while callbacks keep coming.',

@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { buildClient, CommitmentPolicy } from '@aws-crypto/client-node';
 import { EncryptionSdkEnvelope } from '../../src/adapters/crypto/encryption-sdk-envelope';
 import { localKeyring } from '../../src/adapters/crypto/keyrings';
-import { round, type BenchOptions, type Row, type ScenarioResult } from './lib';
+import { quantile, round, type BenchOptions, type Row, type ScenarioResult } from './lib';
 
 const FACEMAP_BYTES = 300 * 1024;
 const MAX_PLAINTEXT = 5 * 1024 * 1024; // FACEMAP_MAX_BYTES default
@@ -49,14 +49,13 @@ async function measureInterleaved(
   }
   return variants.map(({ label }, i) => {
     const sorted = [...times[i]!].sort((a, b) => a - b);
-    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
     const total = sorted.reduce((sum, t) => sum + t, 0);
     return {
       case: label,
       throughput: round((sorted.length * 1000) / total),
       unit: 'round trips/s',
-      p50Ms: round(at(0.5), 3),
-      p99Ms: round(at(0.99), 3),
+      p50Ms: round(quantile(sorted, 0.5), 3),
+      p99Ms: round(quantile(sorted, 0.99), 3),
       meanMs: round(total / sorted.length, 3),
       iterations: sorted.length,
     } satisfies Row;

@@ -112,15 +112,15 @@ export async function initiateOverhead(options: BenchOptions): Promise<ScenarioR
     let nextConnection = 0;
     const connectionIndex = (context: Record<string, unknown>) =>
       (context.i ??= nextConnection++ % CONCURRENT) as number;
+    /** Waits until `from` (a FROM clause) has no row. */
+    const untilNone = (from: string, timeoutMs: number) =>
+      waitFor(async () => {
+        const [row] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${from}`);
+        return Number(row!.n) === 0 ? true : undefined;
+      }, timeoutMs).then(() => undefined);
     // The warm-up stops with initiates in flight; a user's next one would get 409 until
     // they end (one initiate per enrollment at a time), so they end first.
-    const settled = () =>
-      waitFor(async () => {
-        const [row] = await db.query<{ n: string }>(
-          'SELECT count(*) AS n FROM authentication_initiations',
-        );
-        return Number(row!.n) === 0 ? true : undefined;
-      }, 60_000).then(() => undefined);
+    const settled = () => untilNone('authentication_initiations', 60_000);
     const pair = async (connections: number, runSeconds: number) => {
       const suffix = connections === 1 ? ', 1 at a time' : '';
       nextConnection = 0;
@@ -168,13 +168,10 @@ export async function initiateOverhead(options: BenchOptions): Promise<ScenarioR
     // for the two cores between the vault, the simulator, PostgreSQL and the generator).
     // The superseded authentications of the concurrent run are deleted at Jumio by the
     // worker first, so that the run alone measures the initiates, not that backlog.
-    await waitFor(async () => {
-      const [row] = await db.query<{ n: string }>(
-        `SELECT count(*) AS n FROM authentications
-          WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= now()`,
-      );
-      return Number(row!.n) === 0 ? true : undefined;
-    }, 120_000);
+    await untilNone(
+      'authentications WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= now()',
+      120_000,
+    );
     const before = await histogramTotals(`http://127.0.0.1:${metricsPort}/metrics`);
     const alone = await pair(1, Math.max(3, Math.round(seconds / 2)));
     const after = await histogramTotals(`http://127.0.0.1:${metricsPort}/metrics`);

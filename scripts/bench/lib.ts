@@ -159,6 +159,11 @@ export async function load(options: LoadOptions): Promise<LoadResult> {
   };
 }
 
+/** The `q` quantile of ascending `sorted` (0 when empty). */
+export function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+}
+
 /**
  * A steady rate: request i is sent at start + i/rate, whatever happened to the earlier
  * ones (open loop). autocannon's rate is not that: each connection sends its share of a
@@ -204,16 +209,14 @@ async function steadyLoad(options: LoadOptions & { rate: number }): Promise<Load
   const elapsed = (performance.now() - started) / 1000;
   await pool.close();
   latencies.sort((a, b) => a - b);
-  const at = (q: number) =>
-    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
   const ok = [...statuses].filter(([s]) => s >= 200 && s < 300).reduce((n, [, c]) => n + c, 0);
   if (latencies.length === 0 && !options.warmup) {
     throw new Error(`no request to ${options.url} was answered (${errors} errors)`);
   }
   return {
     requestsPerSecond: latencies.length / elapsed,
-    p50Ms: at(0.5),
-    p99Ms: at(0.99),
+    p50Ms: quantile(latencies, 0.5),
+    p99Ms: quantile(latencies, 0.99),
     requests: latencies.length,
     non2xx: latencies.length - ok,
     errors,
