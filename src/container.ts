@@ -16,7 +16,7 @@ import {
 } from './adapters/crypto/keyrings';
 import { kmsKeyRegion } from './adapters/crypto/kms-arn';
 import { LocalKeyError, loadLocalKey, loadOrCreateLocalKey } from './adapters/crypto/local-key';
-import { migrate, openDatabase, openLedger } from './adapters/ledger/open';
+import { migrate, openDatabase } from './adapters/ledger/open';
 import {
   instrumentBlobStore,
   instrumentEnvelope,
@@ -72,10 +72,6 @@ import { type Backoff, Worker } from './core/work';
 import { ensureAdminToken } from './http/api-keys';
 import { CidrAllowlist } from './http/callback-origin';
 import { startSimulator, type RunningSimulator } from './simulator/server';
-
-// The ledger alone lives in a light module of its own (the CLI's ledger commands load only
-// it); re-exported here for everything that builds the whole vault.
-export { openDatabase, openLedger };
 
 /** The only place adapters are constructed: everything else receives ports. */
 export interface Container extends AppDeps {

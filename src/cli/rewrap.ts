@@ -1,6 +1,7 @@
 import { userInfo } from 'node:os';
 import { loadConfig } from '../config';
-import { buildBlobStore, buildEnvelope, openLedger, openUserReferenceHasher } from '../container';
+import { openLedger } from '../adapters/ledger/open';
+import { buildBlobStore, buildEnvelope, openUserReferenceHasher } from '../container';
 import { BlobStores } from '../core/blobs';
 import { KeyRewrap, type RewrapOptions, type RewrapResult } from '../core/keys/rewrap';
 import type { KeyReport } from '../core/keys/report';

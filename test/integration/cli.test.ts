@@ -4,7 +4,7 @@ import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { migrations, runMigrations } from '../../src/adapters/ledger/migrations';
 import { loadLedgerConfig } from '../../src/config';
-import { openDatabase, openLedger } from '../../src/container';
+import { openDatabase, openLedger } from '../../src/adapters/ledger/open';
 import { parseApiKeys } from '../../src/http/api-keys';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
 import { newEnrollment } from '../helpers/fixtures';

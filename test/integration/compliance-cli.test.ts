@@ -6,7 +6,7 @@ import { runMigrations } from '../../src/adapters/ledger/migrations';
 import type { SqlDatabase } from '../../src/adapters/ledger/sql';
 import { SqlLedger } from '../../src/adapters/ledger/sql-ledger';
 import { loadConfig } from '../../src/config';
-import { openDatabase } from '../../src/container';
+import { openDatabase } from '../../src/adapters/ledger/open';
 import { hashToken } from '../../src/http/api-keys';
 import { runVault } from '../helpers/process';
 import { type LedgerChoice, removeDir, vaultLedgerKinds } from '../helpers/vault';

@@ -3,7 +3,7 @@ import { createApp } from '../../src/app';
 import { SqlLedger } from '../../src/adapters/ledger/sql-ledger';
 import type { EnrollmentRecord } from '../../src/core/ports';
 import { loadConfig } from '../../src/config';
-import { openDatabase } from '../../src/container';
+import { openDatabase } from '../../src/adapters/ledger/open';
 import { hashToken } from '../../src/http/api-keys';
 import { CidrAllowlist } from '../../src/http/callback-origin';
 import { startSilentServer } from '../helpers/stalling-servers';

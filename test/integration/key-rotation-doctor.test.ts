@@ -19,7 +19,8 @@ import {
 } from '../../src/adapters/crypto/keyrings';
 import { runChecks } from '../../src/cli/doctor';
 import { loadConfig } from '../../src/config';
-import { buildBlobStore, buildEnvelope, openLedger } from '../../src/container';
+import { openLedger } from '../../src/adapters/ledger/open';
+import { buildBlobStore, buildEnvelope } from '../../src/container';
 import { facemapContext, loadUserReferenceHasher } from '../../src/core/enrollment/context';
 import { ensureKeyProbe } from '../../src/core/keys/vault-keys';
 import { hashToken } from '../../src/http/api-keys';

@@ -13,12 +13,8 @@ import {
   localKeyring,
 } from '../../src/adapters/crypto/keyrings';
 import { loadConfig } from '../../src/config';
-import {
-  buildBlobStore,
-  buildEnvelope,
-  openLedger,
-  openUserReferenceHasher,
-} from '../../src/container';
+import { openLedger } from '../../src/adapters/ledger/open';
+import { buildBlobStore, buildEnvelope, openUserReferenceHasher } from '../../src/container';
 import { loadCursorCodec } from '../../src/core/compliance/cursor';
 import { KeyRewrap } from '../../src/core/keys/rewrap';
 import { facemapContext, loadUserReferenceHasher } from '../../src/core/enrollment/context';
