@@ -167,6 +167,35 @@ describe.each(testDatabaseKinds)('Ledger contract on %s', (_name, create) => {
     );
   });
 
+  it('fails the whole transaction when a recorded entry cannot be written (fails closed)', async () => {
+    const enrollmentReference = ref('record-refused');
+    const now = new Date();
+    await db.exec(`
+      CREATE FUNCTION refuse_recorded_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.type = 'test.refused' THEN RAISE EXCEPTION 'audit store refuses'; END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER refuse_recorded_audit BEFORE INSERT ON audit_events
+        FOR EACH ROW EXECUTE FUNCTION refuse_recorded_audit();`);
+    try {
+      await expect(
+        ledger.transaction(async (tx) => {
+          await tx.enrollments.insert(newEnrollment(enrollmentReference, now), now);
+          tx.audit.record({ type: 'test.refused', actor: 'system', enrollmentReference });
+        }),
+      ).rejects.toThrow(/audit store refuses/);
+    } finally {
+      await db.exec(`
+        DROP TRIGGER refuse_recorded_audit ON audit_events;
+        DROP FUNCTION refuse_recorded_audit();`);
+    }
+    // The change it recorded did not happen either.
+    expect(await ledger.transaction((tx) => tx.enrollments.getMany([enrollmentReference]))).toEqual(
+      [],
+    );
+  });
+
   (_name === 'postgres' ? it : it.skip)(
     'a transaction that recorded an entry does not hold the chain head before its commit',
     async () => {
