@@ -3,7 +3,7 @@ import { SqlLedger } from '../../src/adapters/ledger/sql-ledger';
 import type { SqlDatabase } from '../../src/adapters/ledger/sql';
 import { entryHash, GENESIS_HASH } from '../../src/core/compliance/chain';
 import { DependencyError } from '../../src/core/errors';
-import { testDatabaseKinds, type TestDatabase } from '../helpers/ledgers';
+import { refuseAuditEntries, testDatabaseKinds, type TestDatabase } from '../helpers/ledgers';
 import { newEnrollment } from '../helpers/fixtures';
 import type { NewAuthentication } from '../../src/core/ports';
 
@@ -170,14 +170,7 @@ describe.each(testDatabaseKinds)('Ledger contract on %s', (_name, create) => {
   it('fails the whole transaction when a recorded entry cannot be written (fails closed)', async () => {
     const enrollmentReference = ref('record-refused');
     const now = new Date();
-    await db.exec(`
-      CREATE FUNCTION refuse_recorded_audit() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.type = 'test.refused' THEN RAISE EXCEPTION 'audit store refuses'; END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER refuse_recorded_audit BEFORE INSERT ON audit_events
-        FOR EACH ROW EXECUTE FUNCTION refuse_recorded_audit();`);
+    const restore = await refuseAuditEntries(db, 'test.refused');
     try {
       await expect(
         ledger.transaction(async (tx) => {
@@ -186,9 +179,7 @@ describe.each(testDatabaseKinds)('Ledger contract on %s', (_name, create) => {
         }),
       ).rejects.toThrow(/audit store refuses/);
     } finally {
-      await db.exec(`
-        DROP TRIGGER refuse_recorded_audit ON audit_events;
-        DROP FUNCTION refuse_recorded_audit();`);
+      await restore();
     }
     // The change it recorded did not happen either.
     expect(await ledger.transaction((tx) => tx.enrollments.getMany([enrollmentReference]))).toEqual(

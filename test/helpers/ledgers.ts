@@ -72,3 +72,22 @@ export const testDatabaseKinds: Kind[] = [
     ? [['postgres', () => freshPostgres(process.env.TEST_DATABASE_URL!)] as Kind]
     : []),
 ];
+
+/**
+ * Makes the ledger refuse to write audit entries of `type` (a trigger that raises), as an
+ * audit store that fails would; resolves to the function that puts it back.
+ */
+export async function refuseAuditEntries(
+  db: SqlDatabase,
+  type: string,
+): Promise<() => Promise<void>> {
+  const name = `refuse_audit_${randomBytes(4).toString('hex')}`;
+  await db.exec(`
+    CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NEW.type = '${type.replace(/'/g, "''")}' THEN RAISE EXCEPTION 'audit store refuses'; END IF;
+      RETURN NEW;
+    END $$;
+    CREATE TRIGGER ${name} BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION ${name}();`);
+  return () => db.exec(`DROP TRIGGER ${name} ON audit_events; DROP FUNCTION ${name}();`);
+}

@@ -4,6 +4,7 @@ import { Webhook } from 'standardwebhooks';
 import type { SqlLedger } from '../../src/adapters/ledger/sql-ledger';
 import type { JumioApi } from '../../src/core/jumio';
 import type { BlobStore, Clock, EnrollmentRecord } from '../../src/core/ports';
+import { refuseAuditEntries } from '../helpers/ledgers';
 import {
   type LedgerChoice,
   readTree,
@@ -428,14 +429,7 @@ describe.each(vaultLedgerKinds)('authentication on %s', (_name, chooseLedger) =>
       const u = user('audit-down');
       await enrol(u);
       const db = (ledger() as SqlLedger).db;
-      await db.exec(`
-        CREATE FUNCTION refuse_decrypt_audit() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-          IF NEW.type = 'facemap.decrypted' THEN RAISE EXCEPTION 'audit store refuses'; END IF;
-          RETURN NEW;
-        END $$;
-        CREATE TRIGGER refuse_decrypt_audit BEFORE INSERT ON audit_events
-          FOR EACH ROW EXECUTE FUNCTION refuse_decrypt_audit();`);
+      const restore = await refuseAuditEntries(db, 'facemap.decrypted');
       try {
         const reads = facemapReads.length;
         const before = (await initiates()).length;
@@ -444,9 +438,7 @@ describe.each(vaultLedgerKinds)('authentication on %s', (_name, chooseLedger) =>
         expect(facemapReads.length).toBe(reads);
         expect((await initiates()).length).toBe(before);
       } finally {
-        await db.exec(`
-          DROP TRIGGER refuse_decrypt_audit ON audit_events;
-          DROP FUNCTION refuse_decrypt_audit();`);
+        await restore();
       }
       // Nothing was left behind: the next request goes through.
       await initiate(u);
