@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
@@ -34,8 +35,16 @@ export interface Synthesized {
   logicalId: (construct: { node: { defaultChild?: unknown } }) => string;
 }
 
+/** Synthesis output directories of this test file, removed after it (else left in /tmp). */
+const outdirs: string[] = [];
+afterAll(() => {
+  for (const dir of outdirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 export function synthesize(context: Record<string, unknown> = {}): Synthesized {
-  const app = new App({ context: { ...CDK_JSON_CONTEXT, ...TEST_CONTEXT, ...context } });
+  const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'vault-cdk-test-'));
+  outdirs.push(outdir);
+  const app = new App({ outdir, context: { ...CDK_JSON_CONTEXT, ...TEST_CONTEXT, ...context } });
   const stack = createVaultStack(app);
   const template = Template.fromStack(stack);
   const logicalId = (construct: { node: { defaultChild?: unknown } }) =>
